@@ -1,0 +1,3 @@
+//! SIP: messages, transactions, digest auth, registrar, transports.
+
+pub mod message;

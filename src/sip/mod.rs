@@ -1,3 +1,5 @@
 //! SIP: messages, transactions, digest auth, registrar, transports.
 
 pub mod message;
+pub mod transaction;
+pub mod transport;

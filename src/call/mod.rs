@@ -1,0 +1,2014 @@
+//! The B2BUA call core: every call is two legs bridged through Switchboard.
+//!
+//! Contract: [`Switch`] is sans-IO. The runtime feeds it datagrams or framed stream messages
+//! (`handle_message(now, peer, bytes)`) and wake-ups (`handle_timeout(now)`), then drains
+//! `poll_transmit()` and asks `poll_timeout()` when to wake it next. It never reads the clock,
+//! owns no socket and draws randomness only from the seeded generator it was given, so whole
+//! calls run on simulated time in tests.
+//!
+//! Inside: the transaction layer, the registrar with digest authentication, routing by the
+//! profile, and the calls. A call's A leg is the caller's dialog (we are its UAS), its B leg
+//! the dialog we place towards a registered user or a trunk (we are its UAC). Everything one
+//! leg says that matters to the other is relayed: provisional and final responses, ACK with
+//! late-offer answers, BYE, CANCEL (with the CANCEL/2xx race), re-INVITE, UPDATE, INFO, and
+//! session timers (RFC 4028) end calls whose peers died. Media is passed through in the SDP
+//! until the media engine anchors it.
+
+mod leg;
+mod register;
+mod routing;
+#[cfg(test)]
+mod tests;
+
+pub use leg::{Leg, SessionTimer, Side};
+pub use routing::{Identity, RouteDecision};
+
+use crate::config::Profile;
+use crate::sip::auth::{NonceIssuer, Verifier};
+use crate::sip::message::{
+    self, parse, response_to, HeaderName, Message, Method, NameAddr, Request, Response, Uri,
+};
+use crate::sip::registrar::{Registrar, RegistrarLimits};
+use crate::sip::transaction::{Incoming, Timers, TransactionLayer, Transmit, TuEvent, TxId};
+use crate::sip::transport::{Peer, Transport};
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, info_span, warn};
+
+const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, REFER, NOTIFY, REGISTER";
+const SUPPORTED: &str = "100rel, timer, replaces";
+const USER_AGENT: &str = concat!("Switchboard/", env!("CARGO_PKG_VERSION"));
+
+/// Our own addresses, per transport, as written in Via and Contact.
+#[derive(Debug, Clone, Default)]
+pub struct LocalAddrs {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
+    /// Host (or host:port) to advertise instead of the bound address (NAT).
+    pub advertised: Option<String>,
+}
+
+impl LocalAddrs {
+    /// `host:port` to put in Via/Contact for a transport.
+    pub fn host_port(&self, t: Transport) -> String {
+        let addr = match t {
+            Transport::Udp => self.udp.or(self.tcp),
+            Transport::Tcp => self.tcp.or(self.udp),
+            Transport::Tls => self.tls.or(self.tcp),
+        };
+        let port = addr.map(|a| a.port()).unwrap_or(5060);
+        match &self.advertised {
+            Some(a) if a.contains(':') && !a.starts_with('[') => a.clone(),
+            Some(a) => format!("{a}:{port}"),
+            None => match addr {
+                Some(SocketAddr::V6(v6)) => format!("[{}]:{}", v6.ip(), port),
+                Some(a) => a.to_string(),
+                None => format!("127.0.0.1:{port}"),
+            },
+        }
+    }
+}
+
+/// Everything the switch needs to start.
+pub struct SwitchConfig {
+    pub profile: Arc<Profile>,
+    pub local: LocalAddrs,
+    /// Trunk name → resolved outbound address (the runtime resolves host names).
+    pub trunk_addrs: HashMap<String, SocketAddr>,
+    pub seed: u64,
+    pub nonce_secret: [u8; 32],
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub messages_received: u64,
+    pub parse_errors: u64,
+    pub bad_requests_answered: u64,
+    pub rate_limited: u64,
+    pub calls_started: u64,
+    pub calls_answered: u64,
+    pub calls_failed: u64,
+    pub calls_active: u64,
+    pub registrations_ok: u64,
+    pub auth_failures: u64,
+    pub foreign_in_dialog_rejected: u64,
+}
+
+type CallKey = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    /// The B leg rang too long.
+    Ring,
+    /// Retransmit our 2xx on a side until its ACK.
+    Retransmit2xx(u8),
+    /// Retransmit a reliable provisional to A until PRACK.
+    Reliable1xx,
+    /// The peer on a side did not refresh the session.
+    SessionExpiry(u8),
+    /// We refresh the session on a side.
+    SessionRefresh(u8),
+    /// Forget an ended call after late retransmissions have passed.
+    Linger,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// Waiting for the B leg to answer.
+    Early,
+    Answered,
+    /// BYE sent or received; waiting for the last transactions.
+    Ending,
+}
+
+/// What a client transaction of a call is for.
+#[derive(Debug, Clone)]
+enum TxRole {
+    /// The initial INVITE on B.
+    BInvite,
+    /// A CANCEL on B.
+    Cancel,
+    /// A BYE we sent on a side.
+    Bye,
+    /// PRACK we sent on B.
+    Prack,
+    /// A session refresh we sent on a side.
+    Refresh(Side),
+    /// A request forwarded from the other side's server transaction `origin`.
+    Forwarded { origin: TxId, origin_side: Side },
+    /// The initial INVITE from A (server side).
+    AInvite,
+    /// An in-dialog request we answer ourselves (server side).
+    Local,
+}
+
+#[derive(Debug)]
+struct Retrans2xx {
+    tx: TxId,
+    bytes: Bytes,
+    interval: Duration,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+struct Call {
+    span: tracing::Span,
+    state: CallState,
+    a: Leg,
+    b: Option<Leg>,
+    a_invite_tx: TxId,
+    a_invite: Request,
+    b_invite: Option<Request>,
+    b_invite_tx: Option<TxId>,
+    /// Trunks whose call counters include this call.
+    trunks: Vec<String>,
+    /// A CANCEL arrived before B sent any provisional: send it when one comes.
+    cancel_pending: bool,
+    b_provisional: bool,
+    b_auth_tried: bool,
+    /// A 2xx we sent per side, retransmitted until ACK.
+    retrans: [Option<Retrans2xx>; 2],
+    /// An ACK held for a side until the other side's ACK brings the late-offer answer.
+    held_ack: [Option<Request>; 2],
+    /// Reliable provisional to A awaiting PRACK: (bytes, rseq, interval, give_up).
+    reliable_1xx: Option<(Bytes, u32, Duration, Instant)>,
+    a_rseq: u32,
+    a_requires_100rel: bool,
+    timers: Vec<(CallTimer, Instant)>,
+    /// Transactions of this call still open (BYE/CANCEL), so the call lingers until they end.
+    open_client_txs: u32,
+    /// Trunk counters already released.
+    released: bool,
+    /// Every transaction id this call put in the switch's index.
+    tx_ids: Vec<TxId>,
+}
+
+impl Call {
+    fn leg(&self, side: Side) -> Option<&Leg> {
+        match side {
+            Side::A => Some(&self.a),
+            Side::B => self.b.as_ref(),
+        }
+    }
+    fn leg_mut(&mut self, side: Side) -> Option<&mut Leg> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut(),
+        }
+    }
+    fn set_timer(&mut self, t: CallTimer, at: Instant) {
+        self.timers.retain(|(k, _)| *k != t);
+        self.timers.push((t, at));
+    }
+    fn clear_timer(&mut self, t: CallTimer) {
+        self.timers.retain(|(k, _)| *k != t);
+    }
+    fn next_timer(&self) -> Option<Instant> {
+        self.timers.iter().map(|(_, at)| *at).min()
+    }
+}
+
+#[derive(Debug, Default)]
+struct TrunkUse {
+    active: u32,
+    second: u64,
+    in_second: u32,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// The switch: transaction layer, registrar, routing and calls.
+pub struct Switch {
+    profile: Arc<Profile>,
+    local: LocalAddrs,
+    trunk_addrs: HashMap<String, SocketAddr>,
+    timers: Timers,
+    epoch: Instant,
+    rng: SmallRng,
+    layer: TransactionLayer,
+    registrar: Registrar,
+    verifier: Verifier,
+    calls: HashMap<CallKey, Call>,
+    next_call: CallKey,
+    /// (Call-ID, our tag) → call and side.
+    dialogs: HashMap<(String, String), (CallKey, Side)>,
+    txs: HashMap<TxId, (CallKey, TxRole)>,
+    wakeups: BinaryHeap<Reverse<(Instant, CallKey)>>,
+    trunk_use: HashMap<String, TrunkUse>,
+    buckets: HashMap<IpAddr, Bucket>,
+    stats: Stats,
+}
+
+impl Switch {
+    /// A switch with no calls and no registrations.
+    pub fn new(now: Instant, cfg: SwitchConfig) -> Switch {
+        let p = &cfg.profile;
+        let timers = Timers {
+            t1: p.timers.t1,
+            t2: p.timers.t2,
+            t4: p.timers.t4,
+        };
+        let registrar = Registrar::new(RegistrarLimits {
+            min_expires: p.registrar.min_expires,
+            max_expires: p.registrar.max_expires,
+            default_expires: p.registrar.default_expires,
+        });
+        let issuer = NonceIssuer::new(
+            cfg.nonce_secret,
+            p.registrar.nonce_lifetime.as_secs().max(1),
+        );
+        Switch {
+            profile: cfg.profile.clone(),
+            local: cfg.local,
+            trunk_addrs: cfg.trunk_addrs,
+            timers,
+            epoch: now,
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            layer: TransactionLayer::new(timers),
+            registrar,
+            verifier: Verifier::new(issuer),
+            calls: HashMap::new(),
+            next_call: 1,
+            dialogs: HashMap::new(),
+            txs: HashMap::new(),
+            wakeups: BinaryHeap::new(),
+            trunk_use: HashMap::new(),
+            buckets: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.calls_active = self
+            .calls
+            .values()
+            .filter(|c| c.state != CallState::Ending)
+            .count() as u64;
+        s
+    }
+
+    /// Live registrations (bindings).
+    pub fn registrations(&self) -> usize {
+        self.registrar.binding_count()
+    }
+
+    /// Live transactions (for tests and metrics).
+    pub fn transactions(&self) -> usize {
+        self.layer.len()
+    }
+
+    /// Next thing to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.layer.poll_transmit()
+    }
+
+    /// When to call `handle_timeout` next.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key))) = self.wakeups.peek().copied() {
+            match self.calls.get(&key).and_then(Call::next_timer) {
+                Some(due) if due == at => break,
+                _ => {
+                    self.wakeups.pop();
+                }
+            }
+        }
+        let calls = self.wakeups.peek().map(|Reverse((at, _))| *at);
+        let reg = self.registrar.next_expiry();
+        [self.layer.poll_timeout(), calls, reg]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn secs(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() + 1
+    }
+
+    fn token(&mut self, n: usize) -> String {
+        const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        (0..n)
+            .map(|_| CHARS[self.rng.gen_range(0..CHARS.len())] as char)
+            .collect()
+    }
+
+    fn via(&mut self, t: Transport) -> String {
+        let branch = self.token(16);
+        format!(
+            "SIP/2.0/{} {};branch=z9hG4bK{};rport",
+            t.via_token(),
+            self.local.host_port(t),
+            branch
+        )
+    }
+
+    fn contact(&self, t: Transport) -> String {
+        match t {
+            Transport::Udp => format!("<sip:switchboard@{}>", self.local.host_port(t)),
+            _ => format!(
+                "<sip:switchboard@{};transport={}>",
+                self.local.host_port(t),
+                t.param()
+            ),
+        }
+    }
+
+    fn track(&mut self, tx: TxId, key: CallKey, role: TxRole) {
+        self.txs.insert(tx, (key, role));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.tx_ids.push(tx);
+        }
+    }
+
+    fn schedule(&mut self, key: CallKey) {
+        if let Some(at) = self.calls.get(&key).and_then(Call::next_timer) {
+            self.wakeups.push(Reverse((at, key)));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Input
+
+    /// One datagram or framed stream message from `peer`.
+    pub fn handle_message(&mut self, now: Instant, peer: Peer, bytes: &[u8]) {
+        self.stats.messages_received += 1;
+        if bytes.len() > self.profile.limits.max_message_size {
+            self.stats.parse_errors += 1;
+            if let Err(e) = parse(bytes) {
+                debug!(%peer, reason = %e, "oversized message dropped");
+            } else if let Ok(Message::Request(r)) = parse(bytes) {
+                if r.method != Method::Ack {
+                    let resp = response_to(&r, 513, None, None);
+                    self.send_response_stateless(peer, &resp);
+                }
+            }
+            return;
+        }
+        let msg = match parse(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                debug!(%peer, reason = %e.reason, "malformed message");
+                if let Some(req) = e.request {
+                    if req.method != Method::Ack {
+                        let tag = self.token(10);
+                        let resp = response_to(&req, e.status, Some(&e.reason), Some(&tag));
+                        self.stats.bad_requests_answered += 1;
+                        self.send_response_stateless(peer, &resp);
+                    }
+                }
+                return;
+            }
+        };
+        match msg {
+            Message::Request(req) => {
+                if !self.admit(now, peer.addr.ip()) {
+                    self.stats.rate_limited += 1;
+                    return;
+                }
+                self.handle_request(now, peer, req)
+            }
+            Message::Response(resp) => self.handle_response(now, resp),
+        }
+    }
+
+    /// Per-source token bucket (limits.per_source_rate; 0 = unlimited).
+    fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let rate = self.profile.limits.per_source_rate;
+        if rate == 0 {
+            return true;
+        }
+        let burst = (rate as f64 * 2.0).max(10.0);
+        let b = self.buckets.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        let dt = now.saturating_duration_since(b.last).as_secs_f64();
+        b.tokens = (b.tokens + dt * rate as f64).min(burst);
+        b.last = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn send_response_stateless(&mut self, peer: Peer, resp: &Response) {
+        let target = match resp.top_via() {
+            Ok(v) if peer.transport == Transport::Udp => v.response_target(peer.addr),
+            _ => peer.addr,
+        };
+        self.layer.send_stateless(
+            Peer {
+                transport: peer.transport,
+                addr: target,
+            },
+            Bytes::from(resp.to_bytes()),
+        );
+    }
+
+    /// Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581).
+    fn stamp_via(req: &mut Request, peer: Peer) {
+        let Some(top) = req.headers.get(&HeaderName::Via) else {
+            return;
+        };
+        let Some(mut via) = message::Via::parse(top) else {
+            return;
+        };
+        let ip = peer.addr.ip().to_string();
+        if via.host != ip {
+            via.params.set("received", Some(&ip));
+        }
+        if via.params.has("rport") {
+            via.params.set("rport", Some(&peer.addr.port().to_string()));
+            via.params.set("received", Some(&ip));
+        }
+        req.headers.remove_first(&HeaderName::Via);
+        req.headers.push_front(HeaderName::Via, via.to_string());
+    }
+
+    fn handle_request(&mut self, now: Instant, peer: Peer, mut req: Request) {
+        Self::stamp_via(&mut req, peer);
+        match self.layer.receive_request(now, req, peer) {
+            Incoming::Absorbed => {}
+            Incoming::Ack(ack) => self.on_ack(now, peer, ack),
+            Incoming::Cancel { tx, req, invite } => self.on_cancel(now, tx, req, invite),
+            Incoming::Request { tx, req } => self.on_request(now, peer, tx, req),
+            Incoming::Response { .. } | Incoming::Stray2xx(_) => {}
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        req: &Request,
+        status: u16,
+        reason: Option<&str>,
+        tag: Option<&str>,
+    ) {
+        let mut resp = response_to(req, status, reason, tag);
+        resp.headers.push(HeaderName::Server, USER_AGENT);
+        if status == 405 || status == 501 {
+            resp.headers.push(HeaderName::Allow, ALLOW);
+        }
+        self.layer.respond(now, tx, &resp);
+    }
+
+    fn on_request(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
+        let to_tag = req.to().ok().and_then(|t| t.tag().map(str::to_string));
+        if let Some(tag) = to_tag {
+            return self.on_in_dialog(now, peer, tx, req, tag);
+        }
+        match req.method {
+            Method::Invite => self.on_invite(now, peer, tx, req),
+            Method::Register => self.on_register(now, peer, tx, req),
+            Method::Options => {
+                let tag = self.token(10);
+                let mut resp = response_to(&req, 200, None, Some(&tag));
+                resp.headers.push(HeaderName::Allow, ALLOW);
+                resp.headers.push(HeaderName::Supported, SUPPORTED);
+                resp.headers.push(HeaderName::Accept, "application/sdp");
+                resp.headers.push(HeaderName::Server, USER_AGENT);
+                self.layer.respond(now, tx, &resp);
+            }
+            Method::Bye
+            | Method::Prack
+            | Method::Update
+            | Method::Info
+            | Method::Refer
+            | Method::Notify => self.respond(now, tx, &req, 481, None, None),
+            Method::Subscribe | Method::Message | Method::Publish => {
+                self.respond(now, tx, &req, 405, None, None)
+            }
+            _ => self.respond(now, tx, &req, 501, None, None),
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // New calls
+
+    fn on_invite(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request) {
+        self.respond(now, tx, &req, 100, None, None);
+        match req.max_forwards() {
+            Ok(0) => return self.respond(now, tx, &req, 483, None, None),
+            Err(_) => {
+                return self.respond(now, tx, &req, 400, Some("malformed Max-Forwards"), None)
+            }
+            _ => {}
+        }
+        if self.calls.len() >= self.profile.limits.max_dialogs {
+            return self.respond(now, tx, &req, 503, Some("Too many calls"), None);
+        }
+        if let Some(bad) = req
+            .headers
+            .get_all(&HeaderName::Require)
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .find(|t| {
+                !t.is_empty()
+                    && !["100rel", "timer", "replaces"]
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(t))
+            })
+        {
+            let mut resp = response_to(&req, 420, None, None);
+            resp.headers.push(HeaderName::Unsupported, bad);
+            return self.layer.respond(now, tx, &resp);
+        }
+        // Session-Expires below our minimum: 422 (RFC 4028 §8.1).
+        if let Some(se) = session_expires(&req.headers) {
+            if se.0 < self.profile.timers.min_se {
+                let mut resp = response_to(&req, 422, None, None);
+                resp.headers.push(
+                    HeaderName::MinSe,
+                    self.profile.timers.min_se.as_secs().to_string(),
+                );
+                return self.layer.respond(now, tx, &resp);
+            }
+        }
+        let identity = match self.identify(now, peer, &req) {
+            Ok(id) => id,
+            Err(reject) => return self.reject(now, tx, &req, reject),
+        };
+        let decision = self.route(&identity, &req);
+        debug!(?identity, ?decision, "routed");
+        match decision {
+            RouteDecision::Reject { status, reason } => {
+                self.respond(now, tx, &req, status, reason.as_deref(), None)
+            }
+            RouteDecision::Challenge => {
+                self.reject(now, tx, &req, routing::Reject::Challenge { stale: false })
+            }
+            RouteDecision::User(ext) => {
+                let binding = self
+                    .registrar
+                    .lookup(now, &ext)
+                    .first()
+                    .map(|b| (b.contact_uri.clone(), b.source, b.transport.clone()));
+                let Some((contact, source, transport)) = binding else {
+                    return self.respond(now, tx, &req, 480, Some("Not registered"), None);
+                };
+                let Some(uri) = Uri::parse(&contact) else {
+                    return self.respond(now, tx, &req, 480, Some("Bad registered contact"), None);
+                };
+                let transport = Transport::parse(&transport).unwrap_or(Transport::Udp);
+                let addr = contact_destination(&uri, source, transport);
+                let to = format!("<sip:{}@{}>", ext, self.profile.realm);
+                self.start_call(
+                    now,
+                    peer,
+                    tx,
+                    req,
+                    identity,
+                    uri,
+                    Peer { transport, addr },
+                    to,
+                    vec![],
+                );
+            }
+            RouteDecision::Trunk(name) => {
+                let Some(trunk) = self.profile.trunk(&name).cloned() else {
+                    return self.respond(now, tx, &req, 500, Some("Unknown trunk"), None);
+                };
+                let (Some(out), Some(addr)) = (
+                    trunk.outbound.as_ref(),
+                    self.trunk_addrs.get(&name).copied(),
+                ) else {
+                    return self.respond(
+                        now,
+                        tx,
+                        &req,
+                        503,
+                        Some("Trunk has no outbound route"),
+                        None,
+                    );
+                };
+                if !self.trunk_admit(now, &name) {
+                    return self.respond(now, tx, &req, 503, Some("Trunk capacity reached"), None);
+                }
+                let transport = match out.transport {
+                    crate::config::TransportKind::Udp => Transport::Udp,
+                    crate::config::TransportKind::Tcp => Transport::Tcp,
+                    crate::config::TransportKind::Tls => Transport::Tls,
+                };
+                let user = req.uri.user.clone().unwrap_or_default();
+                let mut uri = Uri::sip(Some(&user), &out.host, Some(out.port));
+                if transport != Transport::Udp {
+                    uri.params.set("transport", Some(transport.param()));
+                }
+                let to = format!("<sip:{}@{}>", user, out.host);
+                self.start_call(
+                    now,
+                    peer,
+                    tx,
+                    req,
+                    identity,
+                    uri,
+                    Peer { transport, addr },
+                    to,
+                    vec![name],
+                );
+            }
+            RouteDecision::Unavailable(what) => {
+                self.respond(now, tx, &req, 480, Some(&what), None);
+            }
+        }
+    }
+
+    fn trunk_admit(&mut self, now: Instant, name: &str) -> bool {
+        let Some(trunk) = self.profile.trunk(name) else {
+            return false;
+        };
+        let (max_calls, max_cps) = (trunk.max_calls, trunk.max_cps);
+        let sec = self.secs(now);
+        let u = self.trunk_use.entry(name.to_string()).or_default();
+        if u.second != sec {
+            u.second = sec;
+            u.in_second = 0;
+        }
+        if max_calls.is_some_and(|m| u.active >= m) || max_cps.is_some_and(|m| u.in_second >= m) {
+            return false;
+        }
+        u.in_second += 1;
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_call(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: Request,
+        identity: Identity,
+        target: Uri,
+        target_peer: Peer,
+        to: String,
+        mut trunks: Vec<String>,
+    ) {
+        if let Identity::Trunk(name) = &identity {
+            if !trunks.contains(name) {
+                // Inbound trunk calls count against the trunk's caps too.
+                if !self.trunk_admit(now, name) {
+                    return self.respond(now, tx, &req, 503, Some("Trunk capacity reached"), None);
+                }
+                trunks.push(name.clone());
+            }
+        }
+        for t in &trunks {
+            self.trunk_use.entry(t.clone()).or_default().active += 1;
+        }
+        let key = self.next_call;
+        self.next_call += 1;
+        self.stats.calls_started += 1;
+        let (Ok(from), Ok(to_a), Ok(call_id)) =
+            (req.from(), req.to(), req.call_id().map(str::to_string))
+        else {
+            return;
+        };
+        let span = info_span!("call", id = key);
+        let a_tag = self.token(10);
+        let a_contact = self.contact(peer.transport);
+        let a_target = req
+            .contacts()
+            .ok()
+            .and_then(|c| c.into_iter().next())
+            .map(|c| c.uri)
+            .unwrap_or_else(|| from.uri.clone());
+        let a = Leg {
+            side: Side::A,
+            peer,
+            call_id: call_id.clone(),
+            local_tag: a_tag.clone(),
+            remote_tag: from.tag().map(str::to_string),
+            local_uri: leg::without_tag(&to_a),
+            remote_uri: leg::without_tag(&from),
+            local_cseq: self.rng.gen_range(1..10_000),
+            remote_cseq: req.cseq().ok().map(|c| c.seq),
+            remote_target: a_target,
+            route_set: req
+                .record_routes()
+                .unwrap_or_default()
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+            contact: a_contact,
+            peer_allows_update: leg::allows_update(&req.headers),
+            session: None,
+            last_sdp_sent: None,
+            last_sdp_received: (!req.body.is_empty()).then(|| req.body.clone()),
+            span: info_span!(parent: &span, "leg", side = "a", call_id = %call_id),
+        };
+        // The B leg's INVITE.
+        let b_call_id = format!("{}@switchboard", self.token(20));
+        let b_tag = self.token(10);
+        let caller_user = from.uri.user.clone().unwrap_or_else(|| "anonymous".into());
+        let mut b_from = NameAddr::new(Uri::sip(Some(&caller_user), &self.profile.realm, None));
+        b_from.display = from.display.clone();
+        let b_contact = self.contact(target_peer.transport);
+        let mut b = Leg {
+            side: Side::B,
+            peer: target_peer,
+            call_id: b_call_id.clone(),
+            local_tag: b_tag,
+            remote_tag: None,
+            local_uri: b_from.to_string(),
+            remote_uri: to,
+            local_cseq: 0,
+            remote_cseq: None,
+            remote_target: target,
+            route_set: vec![],
+            contact: b_contact,
+            peer_allows_update: false,
+            session: None,
+            last_sdp_sent: (!req.body.is_empty()).then(|| req.body.clone()),
+            last_sdp_received: None,
+            span: info_span!(parent: &span, "leg", side = "b", call_id = %b_call_id),
+        };
+        let mut invite = b.request(Method::Invite);
+        invite
+            .headers
+            .push_front(HeaderName::Via, self.via(target_peer.transport));
+        let mf = req.max_forwards().unwrap_or(70).saturating_sub(1);
+        invite.headers.set(HeaderName::MaxForwards, mf.to_string());
+        invite.headers.push(HeaderName::Allow, ALLOW);
+        invite.headers.push(HeaderName::Supported, SUPPORTED);
+        invite.headers.push(
+            HeaderName::SessionExpires,
+            self.profile.timers.session_expires.as_secs().to_string(),
+        );
+        invite.headers.push(
+            HeaderName::MinSe,
+            self.profile.timers.min_se.as_secs().to_string(),
+        );
+        invite.headers.push(HeaderName::UserAgent, USER_AGENT);
+        if let Some(ct) = req.headers.get(&HeaderName::ContentType) {
+            invite.headers.push(HeaderName::ContentType, ct);
+        }
+        invite.body = req.body.clone();
+        let a_requires_100rel = req.has_option_tag(&HeaderName::Require, "100rel");
+        {
+            let _g = span.enter();
+            info!(from = %redact(&caller_user), to = %redact(req.uri.user.as_deref().unwrap_or("")), ?identity, dest = %target_peer, "call started");
+        }
+        let b_tx = self.layer.send_request(now, invite.clone(), target_peer);
+        self.txs.insert(tx, (key, TxRole::AInvite));
+        self.txs.insert(b_tx, (key, TxRole::BInvite));
+        // (tracked in the call's tx_ids below)
+        self.dialogs.insert((call_id, a_tag), (key, Side::A));
+        self.dialogs
+            .insert((b_call_id, b.local_tag.clone()), (key, Side::B));
+        b.last_sdp_sent = (!invite.body.is_empty()).then(|| invite.body.clone());
+        let mut call = Call {
+            span,
+            state: CallState::Early,
+            a,
+            b: Some(b),
+            a_invite_tx: tx,
+            a_invite: req,
+            b_invite: Some(invite),
+            b_invite_tx: Some(b_tx),
+            trunks,
+            cancel_pending: false,
+            b_provisional: false,
+            b_auth_tried: false,
+            retrans: [None, None],
+            held_ack: [None, None],
+            reliable_1xx: None,
+            a_rseq: self.rng.gen_range(1..10_000),
+            a_requires_100rel,
+            timers: vec![],
+            open_client_txs: 0,
+            released: false,
+            tx_ids: vec![tx, b_tx],
+        };
+        call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+        self.calls.insert(key, call);
+        self.schedule(key);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Responses on our client transactions
+
+    fn handle_response(&mut self, now: Instant, resp: Response) {
+        match self.layer.receive_response(now, resp) {
+            Incoming::Response { tx, resp } => self.on_response(now, tx, resp),
+            Incoming::Stray2xx(resp) => self.on_stray_2xx(now, resp),
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
+        let Some((key, role)) = self.txs.get(&tx).cloned() else {
+            return;
+        };
+        if resp.status >= 200 {
+            self.txs.remove(&tx);
+        }
+        match role {
+            TxRole::BInvite => self.on_b_invite_response(now, key, tx, resp),
+            TxRole::Cancel | TxRole::Prack => {}
+            TxRole::Bye => {
+                if resp.status >= 200 {
+                    self.client_tx_done(now, key);
+                }
+            }
+            TxRole::Refresh(side) => {
+                if resp.status >= 200 {
+                    if let Some(call) = self.calls.get_mut(&key) {
+                        call.open_client_txs = call.open_client_txs.saturating_sub(1);
+                    }
+                }
+                if resp.is_success() {
+                    let is_invite = resp
+                        .cseq()
+                        .map(|c| c.method == Method::Invite)
+                        .unwrap_or(false);
+                    let ack = self
+                        .calls
+                        .get(&key)
+                        .and_then(|c| c.leg(side))
+                        .filter(|_| is_invite)
+                        .map(|leg| {
+                            (
+                                leg_request_ack(leg, resp.cseq().map(|c| c.seq).unwrap_or(0)),
+                                leg.peer,
+                            )
+                        });
+                    if let Some((mut ack, peer)) = ack {
+                        ack.headers
+                            .push_front(HeaderName::Via, self.via(peer.transport));
+                        self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+                    }
+                    self.arm_session(now, key, side, &resp.headers, false);
+                } else if matches!(resp.status, 408 | 481) {
+                    self.end_call(now, key, Some(side), "session refresh failed");
+                }
+            }
+            TxRole::Forwarded {
+                origin,
+                origin_side,
+            } => self.relay_response(now, key, tx, origin, origin_side, resp),
+            TxRole::AInvite | TxRole::Local => {}
+        }
+    }
+
+    fn on_b_invite_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Response) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let _g = call.span.clone().entered();
+        if call.b_invite_tx != Some(tx) {
+            return;
+        }
+        let status = resp.status;
+        if status < 200 {
+            if status == 100 {
+                return;
+            }
+            call.b_provisional = true;
+            if let Some(b) = call.b.as_mut() {
+                if resp
+                    .to()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string))
+                    .is_some()
+                {
+                    b.learn_from_response(&resp);
+                }
+            }
+            if call.cancel_pending {
+                call.cancel_pending = false;
+                self.send_cancel_b(now, key);
+                return;
+            }
+            // PRACK a reliable provisional (RFC 3262).
+            if resp.has_option_tag(&HeaderName::Require, "100rel") {
+                if let Some(rseq) = resp
+                    .headers
+                    .get(&HeaderName::RSeq)
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                {
+                    self.send_prack(now, key, rseq, &resp);
+                }
+            }
+            if call_state(self, key) == Some(CallState::Early) {
+                self.relay_provisional(now, key, &resp);
+            }
+            return;
+        }
+        call.clear_timer(CallTimer::Ring);
+        if resp.is_success() {
+            self.on_b_answered(now, key, resp);
+            return;
+        }
+        // Failure: maybe authenticate to the trunk and try again.
+        if matches!(status, 401 | 407) && !call.b_auth_tried {
+            if let Some(retry) = self.authenticated_retry(key, &resp) {
+                let call = self.calls.get_mut(&key).expect("present");
+                call.b_auth_tried = true;
+                let peer = call.b.as_ref().map(|b| b.peer).expect("b leg");
+                let new_tx = self.layer.send_request(now, retry.clone(), peer);
+                let call = self.calls.get_mut(&key).expect("present");
+                call.b_invite = Some(retry);
+                call.b_invite_tx = Some(new_tx);
+                call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+                self.track(new_tx, key, TxRole::BInvite);
+                self.schedule(key);
+                return;
+            }
+        }
+        let (code, reason) = map_failure(status, &resp.reason);
+        info!(status, mapped = code, "callee failed");
+        self.fail_call(now, key, code, Some(&reason));
+    }
+
+    /// Rebuilds the B INVITE with an Authorization for a trunk's 401/407.
+    fn authenticated_retry(&mut self, key: CallKey, resp: &Response) -> Option<Request> {
+        let call = self.calls.get(&key)?;
+        let trunk = call.trunks.iter().find_map(|t| {
+            let tr = self.profile.trunk(t)?;
+            tr.outbound.as_ref()?.auth.clone()
+        })?;
+        let (hname, aname) = if resp.status == 401 {
+            (HeaderName::WwwAuthenticate, HeaderName::Authorization)
+        } else {
+            (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            )
+        };
+        let challenge = crate::sip::auth::parse_digest(resp.headers.get(&hname)?).ok()?;
+        let mut invite = call.b_invite.clone()?;
+        let uri = invite.uri.to_string();
+        let cnonce = {
+            let c: u64 = self.rng.gen();
+            format!("{c:016x}")
+        };
+        let auth = crate::sip::auth::authorization_header(
+            &challenge,
+            "INVITE",
+            &uri,
+            &trunk.username,
+            &trunk.password,
+            &cnonce,
+            1,
+        )
+        .ok()?;
+        let cseq = invite.cseq().ok()?.seq + 1;
+        let call = self.calls.get_mut(&key)?;
+        if let Some(b) = call.b.as_mut() {
+            b.local_cseq = cseq;
+        }
+        invite
+            .headers
+            .set(HeaderName::CSeq, format!("{cseq} INVITE"));
+        invite.headers.set(aname, auth);
+        invite.headers.remove_first(&HeaderName::Via);
+        let t = call.b.as_ref()?.peer.transport;
+        invite.headers.push_front(HeaderName::Via, self.via(t));
+        Some(invite)
+    }
+
+    fn send_prack(&mut self, now: Instant, key: CallKey, rseq: u32, resp: &Response) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(b) = call.b.as_mut() else { return };
+        let Ok(cseq) = resp.cseq() else { return };
+        let mut prack = b.request(Method::Prack);
+        prack
+            .headers
+            .push(HeaderName::RAck, format!("{rseq} {} INVITE", cseq.seq));
+        let peer = b.peer;
+        prack
+            .headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        let tx = self.layer.send_request(now, prack, peer);
+        self.track(tx, key, TxRole::Prack);
+    }
+
+    fn relay_provisional(&mut self, now: Instant, key: CallKey, resp: &Response) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let mut out = response_to(
+            &call.a_invite,
+            resp.status,
+            Some(&resp.reason),
+            Some(&call.a.local_tag),
+        );
+        out.headers
+            .push(HeaderName::Contact, call.a.contact.as_str());
+        out.headers.push(HeaderName::Allow, ALLOW);
+        if !resp.body.is_empty() {
+            if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
+                out.headers.push(HeaderName::ContentType, ct);
+            }
+            out.body = resp.body.clone();
+            call.a.last_sdp_sent = Some(resp.body.clone());
+        }
+        if call.a_requires_100rel {
+            if call.reliable_1xx.is_some() {
+                // One reliable provisional at a time (RFC 3262 §3): later ones wait for PRACK.
+                return;
+            }
+            call.a_rseq += 1;
+            out.headers.push(HeaderName::Require, "100rel");
+            out.headers.push(HeaderName::RSeq, call.a_rseq.to_string());
+            let bytes = Bytes::from(out.to_bytes());
+            call.reliable_1xx = Some((
+                bytes,
+                call.a_rseq,
+                self.timers.t1,
+                now + 64 * self.timers.t1,
+            ));
+            call.set_timer(CallTimer::Reliable1xx, now + self.timers.t1);
+        }
+        let tx = call.a_invite_tx;
+        self.layer.respond(now, tx, &out);
+        self.schedule(key);
+    }
+
+    fn on_b_answered(&mut self, now: Instant, key: CallKey, resp: Response) {
+        let t1 = self.timers.t1;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state != CallState::Early {
+            return;
+        }
+        let Some(b) = call.b.as_mut() else { return };
+        b.learn_from_response(&resp);
+        if !resp.body.is_empty() {
+            b.last_sdp_received = Some(resp.body.clone());
+        }
+        let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+        let mut ack = leg_request_ack(b, seq);
+        let b_peer = b.peer;
+        let a_offered = !call.a_invite.body.is_empty();
+        ack.headers.push_front(HeaderName::Via, String::new()); // placeholder replaced below
+        ack.headers.remove_first(&HeaderName::Via);
+        call.state = CallState::Answered;
+        self.stats.calls_answered += 1;
+        let via = self.via(b_peer.transport);
+        let call = self.calls.get_mut(&key).expect("present");
+        ack.headers.push_front(HeaderName::Via, via);
+        if a_offered {
+            self.layer
+                .send_stateless(b_peer, Bytes::from(ack.to_bytes()));
+        } else {
+            // Late offer: B's 2xx carries the offer; A's ACK will carry the answer for B.
+            call.held_ack[Side::B.idx()] = Some(ack);
+        }
+        // 200 to A.
+        let mut ok = response_to(&call.a_invite, 200, None, Some(&call.a.local_tag));
+        ok.headers
+            .push(HeaderName::Contact, call.a.contact.as_str());
+        ok.headers.push(HeaderName::Allow, ALLOW);
+        ok.headers.push(HeaderName::Supported, SUPPORTED);
+        ok.headers.push(HeaderName::Server, USER_AGENT);
+        if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
+            if !resp.body.is_empty() {
+                ok.headers.push(HeaderName::ContentType, ct);
+            }
+        }
+        ok.body = resp.body.clone();
+        if !ok.body.is_empty() {
+            call.a.last_sdp_sent = Some(ok.body.clone());
+        }
+        // Session timer on A (RFC 4028 §9): answer with the interval; the caller refreshes
+        // when it supports timers, else we do.
+        let a_supports = call
+            .a_invite
+            .has_option_tag(&HeaderName::Supported, "timer")
+            || call.a_invite.has_option_tag(&HeaderName::Require, "timer");
+        let (interval, refresher) = match session_expires(&call.a_invite.headers) {
+            Some((se, r)) => (se, r.unwrap_or_else(|| "uac".into())),
+            None => (
+                self.profile.timers.session_expires,
+                if a_supports {
+                    "uac".into()
+                } else {
+                    "uas".into()
+                },
+            ),
+        };
+        ok.headers.push(
+            HeaderName::SessionExpires,
+            format!("{};refresher={}", interval.as_secs(), refresher),
+        );
+        if a_supports {
+            ok.headers.push(HeaderName::Require, "timer");
+        }
+        call.a.session = Some(SessionTimer {
+            interval,
+            we_refresh: refresher == "uas",
+        });
+        let tx = call.a_invite_tx;
+        self.layer.respond(now, tx, &ok);
+        let call = self.calls.get_mut(&key).expect("present");
+        call.retrans[Side::A.idx()] = Some(Retrans2xx {
+            tx,
+            bytes: Bytes::from(ok.to_bytes()),
+            interval: t1,
+            give_up: now + 64 * t1,
+        });
+        call.set_timer(CallTimer::Retransmit2xx(0), now + t1);
+        call.reliable_1xx = None;
+        call.clear_timer(CallTimer::Reliable1xx);
+        let _g = call.span.clone().entered();
+        info!("answered");
+        self.arm_session(now, key, Side::A, &Default::default(), true);
+        self.arm_session(now, key, Side::B, &resp.headers, false);
+        self.schedule(key);
+    }
+
+    /// Starts the session timer of a leg from a 2xx's Session-Expires (or our own choice).
+    fn arm_session(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        side: Side,
+        headers: &message::Headers,
+        keep: bool,
+    ) {
+        let default = self.profile.timers.session_expires;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(leg) = call.leg_mut(side) else {
+            return;
+        };
+        if !keep {
+            leg.session = Some(match session_expires(headers) {
+                // We sent the request on this leg: refresher=uac means us.
+                Some((se, r)) => SessionTimer {
+                    interval: se,
+                    we_refresh: r.as_deref() != Some("uas"),
+                },
+                None => SessionTimer {
+                    interval: default,
+                    we_refresh: true,
+                },
+            });
+        }
+        let Some(st) = leg.session else { return };
+        let s = side.idx() as u8;
+        if st.we_refresh {
+            call.clear_timer(CallTimer::SessionExpiry(s));
+            call.set_timer(CallTimer::SessionRefresh(s), now + st.interval / 2);
+        } else {
+            call.clear_timer(CallTimer::SessionRefresh(s));
+            let grace = (st.interval / 3).min(Duration::from_secs(32));
+            call.set_timer(CallTimer::SessionExpiry(s), now + st.interval - grace);
+        }
+        self.schedule(key);
+    }
+
+    fn on_stray_2xx(&mut self, _now: Instant, resp: Response) {
+        // A retransmitted 2xx for an INVITE whose transaction is gone: ACK it again.
+        let (Ok(call_id), Ok(from)) = (resp.call_id(), resp.from()) else {
+            return;
+        };
+        let Some(tag) = from.tag() else { return };
+        let Some(&(key, side)) = self.dialogs.get(&(call_id.to_string(), tag.to_string())) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        let Some(leg) = call.leg(side) else { return };
+        if call.held_ack[side.idx()].is_some() {
+            return;
+        }
+        let seq = resp.cseq().map(|c| c.seq).unwrap_or(0);
+        let mut ack = leg_request_ack(leg, seq);
+        let peer = leg.peer;
+        ack.headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Ending calls
+
+    /// Fails a call that is still early: final response to A, CANCEL or nothing to B.
+    fn fail_call(&mut self, now: Instant, key: CallKey, status: u16, reason: Option<&str>) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let tx = call.a_invite_tx;
+        let tag = call.a.local_tag.clone();
+        let inv = call.a_invite.clone();
+        call.state = CallState::Ending;
+        self.stats.calls_failed += 1;
+        self.respond(now, tx, &inv, status, reason, Some(&tag));
+        self.linger(now, key);
+    }
+
+    /// Ends an answered (or early) call from one side: BYE the other, or both.
+    fn end_call(&mut self, now: Instant, key: CallKey, except: Option<Side>, why: &str) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        {
+            let _g = call.span.enter();
+            info!(why, "call ending");
+        }
+        let was_early = call.state == CallState::Early;
+        call.state = CallState::Ending;
+        call.retrans = [None, None];
+        call.timers.retain(|(t, _)| *t == CallTimer::Linger);
+        if was_early {
+            // Nothing answered yet: cancel B, fail A.
+            if except != Some(Side::B) {
+                self.send_cancel_b(now, key);
+            }
+            if except != Some(Side::A) {
+                let call = self.calls.get(&key).expect("present");
+                let (tx, inv, tag) = (
+                    call.a_invite_tx,
+                    call.a_invite.clone(),
+                    call.a.local_tag.clone(),
+                );
+                self.respond(now, tx, &inv, 487, None, Some(&tag));
+            }
+        } else {
+            for side in [Side::A, Side::B] {
+                if Some(side) != except {
+                    self.send_bye(now, key, side);
+                }
+            }
+        }
+        self.linger(now, key);
+    }
+
+    fn send_bye(&mut self, now: Instant, key: CallKey, side: Side) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(leg) = call.leg_mut(side) else {
+            return;
+        };
+        if leg.remote_tag.is_none() {
+            return;
+        }
+        let mut bye = leg.request(Method::Bye);
+        let peer = leg.peer;
+        call.open_client_txs += 1;
+        bye.headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        let tx = self.layer.send_request(now, bye, peer);
+        self.track(tx, key, TxRole::Bye);
+    }
+
+    fn send_cancel_b(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(invite) = call.b_invite.clone() else {
+            return;
+        };
+        if !call.b_provisional {
+            call.cancel_pending = true;
+            return;
+        }
+        let Some(b) = call.b.as_ref() else { return };
+        let peer = b.peer;
+        let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
+        for n in [HeaderName::Via, HeaderName::From, HeaderName::CallId] {
+            if let Some(v) = invite.headers.get(&n) {
+                cancel.headers.push(n, v);
+            }
+        }
+        cancel.headers.push(HeaderName::To, b.remote_uri.as_str());
+        for r in invite.headers.get_all(&HeaderName::Route) {
+            cancel.headers.push(HeaderName::Route, r);
+        }
+        cancel.headers.push(HeaderName::MaxForwards, "70");
+        let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+        cancel
+            .headers
+            .push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        let tx = self.layer.send_request(now, cancel, peer);
+        self.track(tx, key, TxRole::Cancel);
+    }
+
+    fn client_tx_done(&mut self, now: Instant, key: CallKey) {
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.open_client_txs = call.open_client_txs.saturating_sub(1);
+        }
+        self.linger(now, key);
+    }
+
+    /// Keeps an ending call around long enough to absorb retransmissions, then forgets it.
+    fn linger(&mut self, now: Instant, key: CallKey) {
+        self.release(key);
+        let t4 = self.timers.t4;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.set_timer(
+            CallTimer::Linger,
+            now + t4.max(Duration::from_secs(1)) + Duration::from_secs(5),
+        );
+        self.schedule(key);
+    }
+
+    /// Gives back the call's trunk capacity once it has ended.
+    fn release(&mut self, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.released {
+            return;
+        }
+        call.released = true;
+        for t in &call.trunks {
+            if let Some(u) = self.trunk_use.get_mut(t) {
+                u.active = u.active.saturating_sub(1);
+            }
+        }
+    }
+
+    fn forget(&mut self, key: CallKey) {
+        self.release(key);
+        let Some(call) = self.calls.remove(&key) else {
+            return;
+        };
+        self.dialogs
+            .remove(&(call.a.call_id.clone(), call.a.local_tag.clone()));
+        if let Some(b) = &call.b {
+            self.dialogs
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
+        }
+        for tx in &call.tx_ids {
+            self.txs.remove(tx);
+        }
+        let _g = call.span.enter();
+        debug!("call forgotten");
+    }
+
+    // ------------------------------------------------------------------------------------
+    // CANCEL and ACK
+
+    fn on_cancel(&mut self, now: Instant, tx: TxId, req: Request, invite: Option<TxId>) {
+        let Some(invite_tx) = invite else {
+            return self.respond(now, tx, &req, 481, None, None);
+        };
+        self.respond(now, tx, &req, 200, None, None);
+        let Some(&(key, _)) = self.txs.get(&invite_tx) else {
+            // The INVITE was already answered finally without a call (e.g. rejected).
+            return;
+        };
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != CallState::Early || self.layer.is_final(invite_tx) {
+            return; // Too late: the 200 went out (the CANCEL/200 race); the caller will BYE.
+        }
+        let _g = call.span.clone().entered();
+        info!("caller cancelled");
+        self.end_call(now, key, None, "caller cancelled");
+    }
+
+    fn on_ack(&mut self, now: Instant, peer: Peer, ack: Request) {
+        let (Ok(call_id), Ok(to)) = (ack.call_id(), ack.to()) else {
+            return;
+        };
+        let Some(tag) = to.tag() else { return };
+        let Some(&(key, side)) = self.dialogs.get(&(call_id.to_string(), tag.to_string())) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.leg(side).map(|l| l.peer.addr.ip()) != Some(peer.addr.ip()) {
+            return;
+        }
+        let s = side.idx();
+        if call.retrans[s].take().is_some() {
+            call.clear_timer(CallTimer::Retransmit2xx(s as u8));
+        }
+        if let Some(mut held) = call.held_ack[side.other().idx()].take() {
+            if !ack.body.is_empty() {
+                if let Some(ct) = ack.headers.get(&HeaderName::ContentType) {
+                    held.headers.push(HeaderName::ContentType, ct);
+                }
+                held.body = ack.body.clone();
+            }
+            if let Some(other) = call.leg_mut(side.other()) {
+                let p = other.peer;
+                self.layer.send_stateless(p, Bytes::from(held.to_bytes()));
+            }
+        }
+        let _ = now;
+    }
+
+    // ------------------------------------------------------------------------------------
+    // In-dialog requests
+
+    fn on_in_dialog(&mut self, now: Instant, peer: Peer, tx: TxId, req: Request, tag: String) {
+        let Ok(call_id) = req.call_id().map(str::to_string) else {
+            return;
+        };
+        let Some(&(key, side)) = self.dialogs.get(&(call_id, tag)) else {
+            return self.respond(now, tx, &req, 481, None, None);
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return self.respond(now, tx, &req, 481, None, None);
+        };
+        let leg = call.leg_mut(side).expect("dialog side exists");
+        if leg.peer.addr.ip() != peer.addr.ip() {
+            self.stats.foreign_in_dialog_rejected += 1;
+            warn!(%peer, "in-dialog request from a stranger refused");
+            return self.respond(now, tx, &req, 403, Some("Not a party to this dialog"), None);
+        }
+        let seq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        if let Some(last) = leg.remote_cseq {
+            if seq < last || (seq == last && req.method != Method::Prack) {
+                return self.respond(now, tx, &req, 500, Some("CSeq out of order"), None);
+            }
+        }
+        leg.remote_cseq = Some(seq);
+        let _g = call.span.clone().entered();
+        let state = call.state;
+        match req.method {
+            Method::Bye => {
+                self.track(tx, key, TxRole::Local);
+                self.respond(now, tx, &req, 200, None, None);
+                let who = if side == Side::A {
+                    "caller hung up"
+                } else {
+                    "callee hung up"
+                };
+                if state == CallState::Early && side == Side::B {
+                    // BYE on an early dialog from B: fail A.
+                    self.fail_call(now, key, 487, None);
+                    return;
+                }
+                self.end_call(now, key, Some(side), who);
+            }
+            Method::Prack => {
+                let call = self.calls.get_mut(&key).expect("present");
+                let rack = req
+                    .headers
+                    .get(&HeaderName::RAck)
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u32>().ok());
+                match (&call.reliable_1xx, rack) {
+                    (Some((_, rseq, _, _)), Some(r)) if *rseq == r && side == Side::A => {
+                        call.reliable_1xx = None;
+                        call.clear_timer(CallTimer::Reliable1xx);
+                        self.respond(now, tx, &req, 200, None, None);
+                    }
+                    _ => self.respond(
+                        now,
+                        tx,
+                        &req,
+                        481,
+                        Some("No matching reliable provisional"),
+                        None,
+                    ),
+                }
+            }
+            Method::Options => self.respond(now, tx, &req, 200, None, None),
+            Method::Invite | Method::Update | Method::Info => {
+                if state == CallState::Ending {
+                    return self.respond(now, tx, &req, 481, None, None);
+                }
+                if req.method == Method::Info && !(state == CallState::Answered) {
+                    return self.respond(now, tx, &req, 200, None, None);
+                }
+                if state == CallState::Early
+                    && req.method != Method::Update
+                    && req.method != Method::Info
+                {
+                    return self.respond(now, tx, &req, 491, None, None);
+                }
+                self.forward_request(now, key, side, tx, req);
+            }
+            Method::Refer => {
+                // Transfers are the switch's own decision; not offered on this build.
+                self.respond(now, tx, &req, 603, Some("Transfer not allowed"), None);
+            }
+            _ => self.respond(now, tx, &req, 405, None, None),
+        }
+    }
+
+    /// Forwards a re-INVITE, UPDATE or INFO to the other leg and remembers where the answer goes.
+    fn forward_request(&mut self, now: Instant, key: CallKey, side: Side, tx: TxId, req: Request) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if req.method == Method::Invite && call.retrans.iter().any(Option::is_some) {
+            return self.respond(now, tx, &req, 491, None, None);
+        }
+        let leg = call.leg_mut(side).expect("side exists");
+        if matches!(req.method, Method::Invite | Method::Update) {
+            leg.learn_from_request(&req);
+            if !req.body.is_empty() {
+                leg.last_sdp_received = Some(req.body.clone());
+            }
+        }
+        // A refresh from the peer resets its session expiry.
+        if matches!(req.method, Method::Invite | Method::Update) {
+            if let Some((se, _)) = session_expires(&req.headers) {
+                if let Some(st) = leg.session.as_mut() {
+                    st.interval = se;
+                }
+            }
+        }
+        let Some(other) = call.leg_mut(side.other()) else {
+            return self.respond(now, tx, &req, 481, None, None);
+        };
+        if other.remote_tag.is_none() {
+            return self.respond(now, tx, &req, 491, None, None);
+        }
+        let mut fwd = other.request(req.method.clone());
+        if let Some(ct) = req.headers.get(&HeaderName::ContentType) {
+            fwd.headers.push(HeaderName::ContentType, ct);
+        }
+        for h in [HeaderName::Other("Info-Package".into()), HeaderName::Event] {
+            if let Some(v) = req.headers.get(&h) {
+                fwd.headers.push(h, v);
+            }
+        }
+        if req.method != Method::Info {
+            fwd.headers.push(HeaderName::Allow, ALLOW);
+            fwd.headers.push(HeaderName::Supported, SUPPORTED);
+        }
+        fwd.body = req.body.clone();
+        if !fwd.body.is_empty() && req.method != Method::Info {
+            other.last_sdp_sent = Some(fwd.body.clone());
+        }
+        let peer = other.peer;
+        fwd.headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        let client = self.layer.send_request(now, fwd, peer);
+        self.track(
+            client,
+            key,
+            TxRole::Forwarded {
+                origin: tx,
+                origin_side: side,
+            },
+        );
+        self.track(tx, key, TxRole::Local);
+        let is_refresh = matches!(req.method, Method::Invite | Method::Update);
+        if is_refresh {
+            self.arm_session(now, key, side, &Default::default(), true);
+        }
+    }
+
+    /// Relays the other leg's answer to a forwarded request back to its origin.
+    fn relay_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        _tx: TxId,
+        origin: TxId,
+        origin_side: Side,
+        resp: Response,
+    ) {
+        let t1 = self.timers.t1;
+        let Some(orig_req) = self.layer.request(origin).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(origin_leg) = call.leg(origin_side) else {
+            return;
+        };
+        let mut out = response_to(
+            &orig_req,
+            resp.status,
+            Some(&resp.reason),
+            Some(&origin_leg.local_tag),
+        );
+        if resp.status >= 200 && resp.status < 300 && orig_req.method != Method::Info {
+            out.headers
+                .push(HeaderName::Contact, origin_leg.contact.as_str());
+            if let Some(se) = resp.headers.get(&HeaderName::SessionExpires) {
+                // The origin side refreshes its own leg.
+                let secs = se.split(';').next().unwrap_or("").trim().to_string();
+                out.headers
+                    .push(HeaderName::SessionExpires, format!("{secs};refresher=uac"));
+            }
+        }
+        if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
+            if !resp.body.is_empty() {
+                out.headers.push(HeaderName::ContentType, ct);
+            }
+        }
+        out.body = resp.body.clone();
+        let other_side = origin_side.other();
+        if orig_req.method == Method::Invite && resp.status >= 200 {
+            // ACK the other leg's 2xx now unless the origin's ACK must bring the answer.
+            if resp.is_success() {
+                if let Some(other) = call.leg_mut(other_side) {
+                    if !resp.body.is_empty() {
+                        other.last_sdp_received = Some(resp.body.clone());
+                    }
+                    let seq = resp.cseq().map(|c| c.seq).unwrap_or(0);
+                    let ack = leg_request_ack(other, seq);
+                    let peer = other.peer;
+                    if orig_req.body.is_empty() {
+                        call.held_ack[other_side.idx()] = Some(ack);
+                        let via = self.via(peer.transport);
+                        let call = self.calls.get_mut(&key).expect("present");
+                        if let Some(h) = call.held_ack[other_side.idx()].as_mut() {
+                            h.headers.push_front(HeaderName::Via, via);
+                        }
+                    } else {
+                        let mut ack = ack;
+                        ack.headers
+                            .push_front(HeaderName::Via, self.via(peer.transport));
+                        self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+                    }
+                }
+                let call = self.calls.get_mut(&key).expect("present");
+                if let Some(l) = call.leg_mut(origin_side) {
+                    if !out.body.is_empty() {
+                        l.last_sdp_sent = Some(out.body.clone());
+                    }
+                }
+                call.retrans[origin_side.idx()] = Some(Retrans2xx {
+                    tx: origin,
+                    bytes: Bytes::from(out.to_bytes()),
+                    interval: t1,
+                    give_up: now + 64 * t1,
+                });
+                call.set_timer(CallTimer::Retransmit2xx(origin_side.idx() as u8), now + t1);
+                self.schedule(key);
+            }
+        }
+        self.layer.respond(now, origin, &out);
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Timers
+
+    /// Fires everything due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (tx, ev) in self.layer.handle_timeout(now) {
+            let Some((key, role)) = self.txs.remove(&tx) else {
+                continue;
+            };
+            match (role, ev) {
+                (TxRole::BInvite, TuEvent::Timeout) => {
+                    if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) {
+                        self.fail_call(now, key, 408, Some("Callee did not answer the INVITE"));
+                    }
+                }
+                (TxRole::Bye, _) => self.client_tx_done(now, key),
+                (TxRole::Refresh(side), TuEvent::Timeout) => {
+                    self.end_call(now, key, Some(side), "session refresh timed out")
+                }
+                (
+                    TxRole::Forwarded {
+                        origin,
+                        origin_side,
+                    },
+                    TuEvent::Timeout,
+                ) => {
+                    if let Some(req) = self.layer.request(origin).cloned() {
+                        let tag = self
+                            .calls
+                            .get(&key)
+                            .and_then(|c| c.leg(origin_side))
+                            .map(|l| l.local_tag.clone());
+                        self.respond(now, origin, &req, 408, None, tag.as_deref());
+                    }
+                    if self
+                        .calls
+                        .get(&key)
+                        .is_some_and(|c| c.state == CallState::Answered)
+                    {
+                        self.end_call(now, key, None, "peer stopped answering");
+                    }
+                }
+                _ => {}
+            }
+        }
+        for b in self.registrar.expire(now) {
+            info!(aor = %b.aor, "registration expired");
+        }
+        while let Some(Reverse((at, key))) = self.wakeups.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.wakeups.pop();
+            self.call_timeouts(now, key);
+        }
+    }
+
+    fn call_timeouts(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let due: Vec<CallTimer> = call
+            .timers
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        call.timers.retain(|(_, at)| *at > now);
+        for t in due {
+            self.fire(now, key, t);
+        }
+        self.schedule(key);
+    }
+
+    fn fire(&mut self, now: Instant, key: CallKey, t: CallTimer) {
+        let t2 = self.timers.t2;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        match t {
+            CallTimer::Ring => {
+                if call.state == CallState::Early {
+                    let _g = call.span.clone().entered();
+                    info!("ring timeout");
+                    self.send_cancel_b(now, key);
+                    self.fail_call(now, key, 480, Some("No answer"));
+                }
+            }
+            CallTimer::Retransmit2xx(s) => {
+                let Some(r) = call.retrans[s as usize].as_mut() else {
+                    return;
+                };
+                if now >= r.give_up {
+                    call.retrans[s as usize] = None;
+                    self.end_call(now, key, None, "2xx never acknowledged");
+                    return;
+                }
+                r.interval = (r.interval * 2).min(t2);
+                let (tx, bytes, next) = (r.tx, r.bytes.clone(), now + r.interval);
+                call.set_timer(CallTimer::Retransmit2xx(s), next);
+                let side = if s == 0 { Side::A } else { Side::B };
+                let peer = self
+                    .layer
+                    .peer(tx)
+                    .or_else(|| call.leg(side).map(|l| l.peer));
+                if let Some(peer) = peer {
+                    let target = match parse(&bytes) {
+                        Ok(Message::Response(r)) if peer.transport == Transport::Udp => r
+                            .top_via()
+                            .map(|v| v.response_target(peer.addr))
+                            .unwrap_or(peer.addr),
+                        _ => peer.addr,
+                    };
+                    self.layer.send_stateless(
+                        Peer {
+                            transport: peer.transport,
+                            addr: target,
+                        },
+                        bytes,
+                    );
+                }
+            }
+            CallTimer::Reliable1xx => {
+                let Some((bytes, _, interval, give_up)) = call.reliable_1xx.as_mut() else {
+                    return;
+                };
+                if now >= *give_up {
+                    call.reliable_1xx = None;
+                    self.end_call(now, key, None, "reliable provisional never acknowledged");
+                    return;
+                }
+                *interval *= 2;
+                let (bytes, next) = (bytes.clone(), now + *interval);
+                call.set_timer(CallTimer::Reliable1xx, next);
+                let peer = call.a.peer;
+                let target = match parse(&bytes) {
+                    Ok(Message::Response(r)) if peer.transport == Transport::Udp => r
+                        .top_via()
+                        .map(|v| v.response_target(peer.addr))
+                        .unwrap_or(peer.addr),
+                    _ => peer.addr,
+                };
+                self.layer.send_stateless(
+                    Peer {
+                        transport: peer.transport,
+                        addr: target,
+                    },
+                    bytes,
+                );
+            }
+            CallTimer::SessionExpiry(s) => {
+                let side = if s == 0 { Side::A } else { Side::B };
+                self.end_call(
+                    now,
+                    key,
+                    None,
+                    if side == Side::A {
+                        "caller session expired"
+                    } else {
+                        "callee session expired"
+                    },
+                );
+            }
+            CallTimer::SessionRefresh(s) => {
+                let side = if s == 0 { Side::A } else { Side::B };
+                self.send_refresh(now, key, side);
+            }
+            CallTimer::Linger => {
+                if call.open_client_txs > 0 && call.timers.is_empty() {
+                    // A BYE still runs; its own timeout (64*T1) ends it.
+                    call.set_timer(CallTimer::Linger, now + 64 * self.timers.t1);
+                    return;
+                }
+                self.forget(key);
+            }
+        }
+    }
+
+    fn send_refresh(&mut self, now: Instant, key: CallKey, side: Side) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state != CallState::Answered {
+            return;
+        }
+        let Some(leg) = call.leg_mut(side) else {
+            return;
+        };
+        let Some(st) = leg.session else { return };
+        let method = if leg.peer_allows_update {
+            Method::Update
+        } else {
+            Method::Invite
+        };
+        let mut req = leg.request(method.clone());
+        req.headers.push(
+            HeaderName::SessionExpires,
+            format!("{};refresher=uac", st.interval.as_secs()),
+        );
+        req.headers.push(HeaderName::Supported, SUPPORTED);
+        if method == Method::Invite {
+            if let Some(sdp) = leg.last_sdp_sent.clone() {
+                req.headers.push(HeaderName::ContentType, "application/sdp");
+                req.body = sdp;
+            }
+        }
+        let peer = leg.peer;
+        call.open_client_txs += 1;
+        call.set_timer(
+            CallTimer::SessionRefresh(side.idx() as u8),
+            now + st.interval / 2,
+        );
+        req.headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        let tx = self.layer.send_request(now, req, peer);
+        self.track(tx, key, TxRole::Refresh(side));
+        self.schedule(key);
+    }
+}
+
+fn call_state(sw: &Switch, key: CallKey) -> Option<CallState> {
+    sw.calls.get(&key).map(|c| c.state)
+}
+
+/// The ACK for a 2xx on a leg (RFC 3261 §13.2.2.4): CSeq number of the INVITE. Via is added
+/// by the caller.
+fn leg_request_ack(leg: &Leg, seq: u32) -> Request {
+    let mut r = Request::new(Method::Ack, leg.remote_target.clone());
+    r.headers.push(HeaderName::MaxForwards, "70");
+    for rt in &leg.route_set {
+        r.headers.push(HeaderName::Route, rt.as_str());
+    }
+    r.headers.push(
+        HeaderName::From,
+        format!("{};tag={}", leg.local_uri, leg.local_tag),
+    );
+    match &leg.remote_tag {
+        Some(t) => r
+            .headers
+            .push(HeaderName::To, format!("{};tag={}", leg.remote_uri, t)),
+        None => r.headers.push(HeaderName::To, leg.remote_uri.as_str()),
+    }
+    r.headers.push(HeaderName::CallId, leg.call_id.as_str());
+    r.headers.push(HeaderName::CSeq, format!("{seq} ACK"));
+    r
+}
+
+/// `Session-Expires: 1800;refresher=uac` → (interval, refresher).
+fn session_expires(h: &message::Headers) -> Option<(Duration, Option<String>)> {
+    let v = h.get(&HeaderName::SessionExpires)?;
+    let mut parts = v.split(';');
+    let secs: u64 = parts.next()?.trim().parse().ok()?;
+    let refresher = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("refresher")
+            .then(|| v.trim().to_ascii_lowercase())
+    });
+    Some((Duration::from_secs(secs), refresher))
+}
+
+/// Where to send requests for a registered contact (nathelper-style NAT handling): the
+/// Contact's own address when it is reachable as written (same IP as the REGISTER's source,
+/// or a public literal address); the REGISTER's source when the Contact names a private or
+/// loopback address other than the source (the phone is behind NAT), a host name, or when
+/// the registration came over a stream connection (reuse that connection).
+pub fn contact_destination(contact: &Uri, source: SocketAddr, transport: Transport) -> SocketAddr {
+    if transport.is_reliable() {
+        return source;
+    }
+    let Some(addr) = contact.socket_addr(5060) else {
+        return source;
+    };
+    if addr.ip() == source.ip() {
+        return addr;
+    }
+    let private = match addr.ip() {
+        IpAddr::V4(v4) => {
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00
+        }
+    };
+    if private {
+        source
+    } else {
+        addr
+    }
+}
+
+/// Maps the callee's failure to what the caller hears.
+fn map_failure(status: u16, reason: &str) -> (u16, String) {
+    match status {
+        300..=399 => (480, "Redirect not followed".into()),
+        401 | 407 => (403, "Callee requires authentication".into()),
+        _ => (status, reason.to_string()),
+    }
+}
+
+/// Phone numbers in logs: keep the last three digits.
+pub fn redact(number: &str) -> String {
+    let n = number.chars().count();
+    if n <= 3 {
+        return "***".into();
+    }
+    let tail: String = number.chars().skip(n - 3).collect();
+    format!("***{tail}")
+}

@@ -1,0 +1,279 @@
+//! The runtime: the only place with tokio, sockets, tasks and `Instant::now()`.
+//!
+//! One task owns the [`Switch`] core and the UDP sockets; stream connections (TCP, TLS) run
+//! in tasks of their own that frame messages and hand them to the switch task over a
+//! channel. The HTTP server (health, metrics) asks the switch task through the same channel.
+
+mod http;
+mod stream;
+mod tls;
+
+use crate::call::{LocalAddrs, Stats, Switch, SwitchConfig};
+use crate::config::{Profile, TransportKind};
+use crate::sip::transport::{Peer, Transport};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+/// What `switchboard run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub profile: Arc<Profile>,
+    pub flows: PathBuf,
+    pub data: PathBuf,
+    /// Overrides the address and port of the profile's UDP and TCP listeners.
+    pub sip: Option<SocketAddr>,
+    pub http: SocketAddr,
+}
+
+/// Messages into the switch task.
+pub(crate) enum ToSwitch {
+    /// A framed message from a stream connection.
+    Message { peer: Peer, bytes: Bytes },
+    /// A stream connection opened (`writer` sends bytes to it) or closed (`None`).
+    Connection {
+        peer: Peer,
+        writer: Option<mpsc::Sender<Bytes>>,
+    },
+    /// The HTTP server wants the counters.
+    Stats(oneshot::Sender<(Stats, usize)>),
+}
+
+/// Runs Switchboard until SIGINT/SIGTERM.
+pub fn run(opts: RunOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(opts, None))
+}
+
+/// Binds everything, then serves. `ready` receives the bound SIP and HTTP addresses.
+pub async fn serve(
+    opts: RunOptions,
+    ready: Option<oneshot::Sender<(LocalAddrs, SocketAddr)>>,
+) -> Result<()> {
+    std::fs::create_dir_all(&opts.data)
+        .with_context(|| format!("creating data directory {}", opts.data.display()))?;
+    let profile = opts.profile.clone();
+    let (to_switch, mut inbox) = mpsc::channel::<ToSwitch>(65_536);
+
+    let mut local = LocalAddrs::default();
+    let mut udp: Option<Arc<UdpSocket>> = None;
+    for l in &profile.listeners {
+        let mut addr = l.addr;
+        if let (Some(o), TransportKind::Udp | TransportKind::Tcp) = (opts.sip, l.transport) {
+            addr = o;
+        }
+        if local.advertised.is_none() {
+            local.advertised = l.advertised.clone();
+        }
+        match l.transport {
+            TransportKind::Udp => {
+                let sock = bind_udp(addr).with_context(|| format!("binding UDP {addr}"))?;
+                local.udp = Some(sock.local_addr()?);
+                info!(addr = %sock.local_addr()?, "listening on UDP");
+                udp = Some(Arc::new(sock));
+            }
+            TransportKind::Tcp => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding TCP {addr}"))?;
+                local.tcp = Some(listener.local_addr()?);
+                info!(addr = %listener.local_addr()?, "listening on TCP");
+                tokio::spawn(stream::accept_tcp(
+                    listener,
+                    to_switch.clone(),
+                    profile.limits.clone(),
+                ));
+            }
+            TransportKind::Tls => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding TLS {addr}"))?;
+                local.tls = Some(listener.local_addr()?);
+                let acceptor = tls::acceptor(l, &profile.realm)?;
+                info!(addr = %listener.local_addr()?, "listening on TLS");
+                tokio::spawn(stream::accept_tls(
+                    listener,
+                    acceptor,
+                    to_switch.clone(),
+                    profile.limits.clone(),
+                ));
+            }
+        }
+    }
+
+    let mut trunk_addrs = HashMap::new();
+    for t in &profile.trunks {
+        if let Some(out) = &t.outbound {
+            match (out.host.as_str(), out.port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+            {
+                Some(a) => {
+                    trunk_addrs.insert(t.name.clone(), a);
+                }
+                None => {
+                    warn!(trunk = %t.name, host = %out.host, "cannot resolve trunk host; outbound calls to it will fail")
+                }
+            }
+        }
+    }
+
+    let http_listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .with_context(|| format!("binding HTTP {}", opts.http))?;
+    let http_addr = http_listener.local_addr()?;
+    info!(addr = %http_addr, "HTTP listening");
+    tokio::spawn(http::serve(http_listener, to_switch.clone()));
+
+    let mut secret = [0u8; 32];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
+    let now = Instant::now();
+    let mut switch = Switch::new(
+        now,
+        SwitchConfig {
+            profile: profile.clone(),
+            local: local.clone(),
+            trunk_addrs,
+            seed: rand::random(),
+            nonce_secret: secret,
+        },
+    );
+    if let Some(r) = ready {
+        let _ = r.send((local.clone(), http_addr));
+    }
+    let tls_connector = tls::connector();
+    let mut conns: HashMap<Peer, mpsc::Sender<Bytes>> = HashMap::new();
+    let mut buf = vec![0u8; 65_536];
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+
+    loop {
+        let deadline = switch.poll_timeout();
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => {
+                info!("shutting down");
+                break;
+            }
+            r = recv(&udp, &mut buf) => {
+                if let Some((n, from)) = r {
+                    let now = Instant::now();
+                    let peer = Peer { transport: Transport::Udp, addr: from };
+                    switch.handle_message(now, peer, &buf[..n]);
+                    // Drain what else is waiting without going back to the reactor.
+                    if let Some(sock) = &udp {
+                        for _ in 0..64 {
+                            match sock.try_recv_from(&mut buf) {
+                                Ok((n, from)) => {
+                                    let peer = Peer { transport: Transport::Udp, addr: from };
+                                    switch.handle_message(now, peer, &buf[..n]);
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+            }
+            Some(msg) = inbox.recv() => match msg {
+                ToSwitch::Message { peer, bytes } => switch.handle_message(Instant::now(), peer, &bytes),
+                ToSwitch::Connection { peer, writer: Some(w) } => { conns.insert(peer, w); }
+                ToSwitch::Connection { peer, writer: None } => { conns.remove(&peer); }
+                ToSwitch::Stats(reply) => { let _ = reply.send((switch.stats(), switch.registrations())); }
+            },
+            _ = sleep => switch.handle_timeout(Instant::now()),
+        }
+        while let Some(t) = switch.poll_transmit() {
+            match t.peer.transport {
+                Transport::Udp => {
+                    if let Some(sock) = &udp {
+                        if let Err(e) = sock.try_send_to(&t.bytes, t.peer.addr) {
+                            if e.kind() == std::io::ErrorKind::WouldBlock {
+                                let _ = sock.send_to(&t.bytes, t.peer.addr).await;
+                            }
+                        }
+                    }
+                }
+                Transport::Tcp | Transport::Tls => {
+                    let w = conns.entry(t.peer).or_insert_with(|| {
+                        stream::connect(
+                            t.peer,
+                            to_switch.clone(),
+                            profile.limits.clone(),
+                            tls_connector.clone(),
+                        )
+                    });
+                    if w.try_send(t.bytes).is_err() {
+                        warn!(peer = %t.peer, "stream connection congested or gone; message dropped");
+                        conns.remove(&t.peer);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn recv(sock: &Option<Arc<UdpSocket>>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match sock {
+        Some(s) => s.recv_from(buf).await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket> {
+    let std_sock = std::net::UdpSocket::bind(addr)?;
+    std_sock.set_nonblocking(true)?;
+    // Larger buffers ride out bursts at high call rates.
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = std_sock.as_raw_fd();
+        let size: libc::c_int = 4 * 1024 * 1024;
+        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+            // SAFETY: fd is a valid socket for the duration of the call; the option value
+            // is a c_int of the size given.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    &size as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+    Ok(UdpSocket::from_std(std_sock)?)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

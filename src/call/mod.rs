@@ -87,6 +87,19 @@ pub struct SwitchConfig {
     pub nonce_secret: [u8; 32],
 }
 
+/// Where a new leg goes.
+#[derive(Debug, Clone)]
+struct Destination {
+    uri: Uri,
+    peer: Peer,
+    /// The To header value for the new leg.
+    to: String,
+    /// Trunks whose capacity the leg takes.
+    trunks: Vec<String>,
+    /// Who the far end is, for the decisions it may ask of us (transfers).
+    identity: Identity,
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -145,10 +158,33 @@ enum TxRole {
     Refresh(Side),
     /// A request forwarded from the other side's server transaction `origin`.
     Forwarded { origin: TxId, origin_side: Side },
+    /// The INVITE to a transfer target.
+    TransferInvite,
+    /// The re-INVITE that moves the transferee to the transfer target.
+    TransferReinvite,
+    /// A NOTIFY about a transfer's progress.
+    Notify,
     /// The initial INVITE from A (server side).
     AInvite,
     /// An in-dialog request we answer ourselves (server side).
     Local,
+}
+
+/// A blind transfer (RFC 3515 REFER) the switch carries out: the transferor asked that the
+/// transferee be connected to a new party; the new leg is invited without an offer, its offer
+/// is sent to the transferee in a re-INVITE, and the transferee's answer goes back in the new
+/// leg's ACK. Then the transferor is told (NOTIFY with a sipfrag) and released.
+#[derive(Debug)]
+struct Transfer {
+    transferor: Side,
+    /// The new leg, with its INVITE and destination identity.
+    leg: Leg,
+    invite: Request,
+    invite_tx: TxId,
+    identity: Identity,
+    trunks: Vec<String>,
+    /// The new leg answered: the ACK to send it once the transferee answers the re-INVITE.
+    ack: Option<Request>,
 }
 
 #[derive(Debug)]
@@ -169,6 +205,10 @@ struct Call {
     a_invite: Request,
     b_invite: Option<Request>,
     b_invite_tx: Option<TxId>,
+    /// Who is on each side (A, B), for decisions the parties ask of us (transfers).
+    identities: [Identity; 2],
+    /// A blind transfer in progress.
+    transfer: Option<Transfer>,
     /// Trunks whose call counters include this call.
     trunks: Vec<String>,
     /// A CANCEL arrived before B sent any provisional: send it when one comes.
@@ -586,7 +626,12 @@ impl Switch {
             Ok(id) => id,
             Err(reject) => return self.reject(now, tx, &req, reject),
         };
-        let decision = self.route(&identity, &req);
+        let from_user = req.from().ok().and_then(|f| f.uri.user);
+        let decision = self.route(
+            &identity,
+            req.uri.user.as_deref().unwrap_or(""),
+            from_user.as_deref(),
+        );
         debug!(?identity, ?decision, "routed");
         match decision {
             RouteDecision::Reject { status, reason } => {
@@ -595,79 +640,84 @@ impl Switch {
             RouteDecision::Challenge => {
                 self.reject(now, tx, &req, routing::Reject::Challenge { stale: false })
             }
+            RouteDecision::Unavailable(what) => self.respond(now, tx, &req, 480, Some(&what), None),
+            RouteDecision::User(_) | RouteDecision::Trunk(_) => {
+                let number = req.uri.user.clone().unwrap_or_default();
+                match self.resolve(now, &decision, &number) {
+                    Ok(dest) => self.start_call(now, peer, tx, req, identity, dest),
+                    Err((status, reason)) => {
+                        self.respond(now, tx, &req, status, Some(&reason), None)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Turns a routing decision into a destination for a new leg (registered contact or
+    /// trunk), taking a trunk's capacity when it goes there.
+    fn resolve(
+        &mut self,
+        now: Instant,
+        decision: &RouteDecision,
+        number: &str,
+    ) -> Result<Destination, (u16, String)> {
+        match decision {
             RouteDecision::User(ext) => {
                 let binding = self
                     .registrar
-                    .lookup(now, &ext)
+                    .lookup(now, ext)
                     .first()
                     .map(|b| (b.contact_uri.clone(), b.source, b.transport.clone()));
-                let Some((contact, source, transport)) = binding else {
-                    return self.respond(now, tx, &req, 480, Some("Not registered"), None);
-                };
-                let Some(uri) = Uri::parse(&contact) else {
-                    return self.respond(now, tx, &req, 480, Some("Bad registered contact"), None);
-                };
+                let (contact, source, transport) =
+                    binding.ok_or((480, "Not registered".to_string()))?;
+                let uri =
+                    Uri::parse(&contact).ok_or((480, "Bad registered contact".to_string()))?;
                 let transport = Transport::parse(&transport).unwrap_or(Transport::Udp);
                 let addr = contact_destination(&uri, source, transport);
-                let to = format!("<sip:{}@{}>", ext, self.profile.realm);
-                self.start_call(
-                    now,
-                    peer,
-                    tx,
-                    req,
-                    identity,
+                Ok(Destination {
                     uri,
-                    Peer { transport, addr },
-                    to,
-                    vec![],
-                );
+                    peer: Peer { transport, addr },
+                    to: format!("<sip:{}@{}>", ext, self.profile.realm),
+                    trunks: vec![],
+                    identity: Identity::LocalUser(ext.clone()),
+                })
             }
             RouteDecision::Trunk(name) => {
-                let Some(trunk) = self.profile.trunk(&name).cloned() else {
-                    return self.respond(now, tx, &req, 500, Some("Unknown trunk"), None);
+                let trunk = self
+                    .profile
+                    .trunk(name)
+                    .cloned()
+                    .ok_or((500, "Unknown trunk".to_string()))?;
+                let (Some(out), Some(addr)) =
+                    (trunk.outbound.as_ref(), self.trunk_addrs.get(name).copied())
+                else {
+                    return Err((503, "Trunk has no outbound route".into()));
                 };
-                let (Some(out), Some(addr)) = (
-                    trunk.outbound.as_ref(),
-                    self.trunk_addrs.get(&name).copied(),
-                ) else {
-                    return self.respond(
-                        now,
-                        tx,
-                        &req,
-                        503,
-                        Some("Trunk has no outbound route"),
-                        None,
-                    );
-                };
-                if !self.trunk_admit(now, &name) {
-                    return self.respond(now, tx, &req, 503, Some("Trunk capacity reached"), None);
+                if !self.trunk_admit(now, name) {
+                    return Err((503, "Trunk capacity reached".into()));
                 }
                 let transport = match out.transport {
                     crate::config::TransportKind::Udp => Transport::Udp,
                     crate::config::TransportKind::Tcp => Transport::Tcp,
                     crate::config::TransportKind::Tls => Transport::Tls,
                 };
-                let user = req.uri.user.clone().unwrap_or_default();
-                let mut uri = Uri::sip(Some(&user), &out.host, Some(out.port));
+                let mut uri = Uri::sip(Some(number), &out.host, Some(out.port));
                 if transport != Transport::Udp {
                     uri.params.set("transport", Some(transport.param()));
                 }
-                let to = format!("<sip:{}@{}>", user, out.host);
-                self.start_call(
-                    now,
-                    peer,
-                    tx,
-                    req,
-                    identity,
+                Ok(Destination {
                     uri,
-                    Peer { transport, addr },
-                    to,
-                    vec![name],
-                );
+                    peer: Peer { transport, addr },
+                    to: format!("<sip:{}@{}>", number, out.host),
+                    trunks: vec![name.clone()],
+                    identity: Identity::Trunk(name.clone()),
+                })
             }
-            RouteDecision::Unavailable(what) => {
-                self.respond(now, tx, &req, 480, Some(&what), None);
+            RouteDecision::Reject { status, reason } => {
+                Err((*status, reason.clone().unwrap_or_default()))
             }
+            RouteDecision::Challenge => Err((403, "Not allowed".into())),
+            RouteDecision::Unavailable(what) => Err((480, what.clone())),
         }
     }
 
@@ -689,7 +739,6 @@ impl Switch {
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn start_call(
         &mut self,
         now: Instant,
@@ -697,11 +746,15 @@ impl Switch {
         tx: TxId,
         req: Request,
         identity: Identity,
-        target: Uri,
-        target_peer: Peer,
-        to: String,
-        mut trunks: Vec<String>,
+        dest: Destination,
     ) {
+        let Destination {
+            uri: target,
+            peer: target_peer,
+            to,
+            mut trunks,
+            identity: b_identity,
+        } = dest;
         if let Identity::Trunk(name) = &identity {
             if !trunks.contains(name) {
                 // Inbound trunk calls count against the trunk's caps too.
@@ -824,6 +877,8 @@ impl Switch {
             a_invite: req,
             b_invite: Some(invite),
             b_invite_tx: Some(b_tx),
+            identities: [identity.clone(), b_identity],
+            transfer: None,
             trunks,
             cancel_pending: false,
             b_provisional: false,
@@ -863,7 +918,9 @@ impl Switch {
         }
         match role {
             TxRole::BInvite => self.on_b_invite_response(now, key, tx, resp),
-            TxRole::Cancel | TxRole::Prack => {}
+            TxRole::Cancel | TxRole::Prack | TxRole::Notify => {}
+            TxRole::TransferInvite => self.on_transfer_response(now, key, tx, resp),
+            TxRole::TransferReinvite => self.on_transfer_reinvite_response(now, key, resp),
             TxRole::Bye => {
                 if resp.status >= 200 {
                     self.client_tx_done(now, key);
@@ -1332,21 +1389,7 @@ impl Switch {
         }
         let Some(b) = call.b.as_ref() else { return };
         let peer = b.peer;
-        let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
-        for n in [HeaderName::Via, HeaderName::From, HeaderName::CallId] {
-            if let Some(v) = invite.headers.get(&n) {
-                cancel.headers.push(n, v);
-            }
-        }
-        cancel.headers.push(HeaderName::To, b.remote_uri.as_str());
-        for r in invite.headers.get_all(&HeaderName::Route) {
-            cancel.headers.push(HeaderName::Route, r);
-        }
-        cancel.headers.push(HeaderName::MaxForwards, "70");
-        let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
-        cancel
-            .headers
-            .push(HeaderName::CSeq, format!("{seq} CANCEL"));
+        let cancel = cancel_for(&invite, &b.remote_uri);
         let tx = self.layer.send_request(now, cancel, peer);
         self.track(tx, key, TxRole::Cancel);
     }
@@ -1544,10 +1587,7 @@ impl Switch {
                 }
                 self.forward_request(now, key, side, tx, req);
             }
-            Method::Refer => {
-                // Transfers are the switch's own decision; not offered on this build.
-                self.respond(now, tx, &req, 603, Some("Transfer not allowed"), None);
-            }
+            Method::Refer => self.on_refer(now, key, side, tx, req),
             _ => self.respond(now, tx, &req, 405, None, None),
         }
     }
@@ -1713,12 +1753,18 @@ impl Switch {
                 continue;
             };
             match (role, ev) {
-                (TxRole::BInvite, TuEvent::Timeout) => {
-                    if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) {
-                        self.fail_call(now, key, 408, Some("Callee did not answer the INVITE"));
-                    }
+                (TxRole::BInvite, TuEvent::Timeout)
+                    if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) =>
+                {
+                    self.fail_call(now, key, 408, Some("Callee did not answer the INVITE"));
                 }
                 (TxRole::Bye, _) => self.client_tx_done(now, key),
+                (TxRole::TransferInvite, TuEvent::Timeout) => {
+                    self.transfer_failed(now, key, 408, "Request Timeout")
+                }
+                (TxRole::TransferReinvite, TuEvent::Timeout) => {
+                    self.transfer_failed(now, key, 408, "Request Timeout")
+                }
                 (TxRole::Refresh(side), TuEvent::Timeout) => {
                     self.end_call(now, key, Some(side), "session refresh timed out")
                 }
@@ -1923,6 +1969,346 @@ impl Switch {
     }
 }
 
+impl Switch {
+    fn on_refer(&mut self, now: Instant, key: CallKey, side: Side, tx: TxId, req: Request) {
+        let Some(call) = self.calls.get(&key) else {
+            return;
+        };
+        if call.state != CallState::Answered {
+            return self.respond(now, tx, &req, 491, None, None);
+        }
+        if call.transfer.is_some() || call.retrans.iter().any(Option::is_some) {
+            return self.respond(
+                now,
+                tx,
+                &req,
+                491,
+                Some("A transfer is already in progress"),
+                None,
+            );
+        }
+        let Some(target) = req
+            .headers
+            .get(&HeaderName::ReferTo)
+            .and_then(NameAddr::parse)
+        else {
+            return self.respond(
+                now,
+                tx,
+                &req,
+                400,
+                Some("missing or malformed Refer-To"),
+                None,
+            );
+        };
+        if target.uri.headers.is_some() {
+            // Refer-To with embedded headers (Replaces: attended transfer) is not ours to do.
+            return self.respond(
+                now,
+                tx,
+                &req,
+                501,
+                Some("Attended transfer not supported"),
+                None,
+            );
+        }
+        let number = target.uri.user.clone().unwrap_or_default();
+        let identity = call.identities[side.idx()].clone();
+        // The transfer target is routed as if the transferor dialled it.
+        let decision = self.route(&identity, &number, None);
+        let dest = match decision {
+            RouteDecision::User(_) | RouteDecision::Trunk(_) => {
+                self.resolve(now, &decision, &number)
+            }
+            RouteDecision::Reject { status, reason } => Err((status, reason.unwrap_or_default())),
+            RouteDecision::Challenge => Err((403, "Transfer target not allowed".into())),
+            RouteDecision::Unavailable(w) => Err((480, w)),
+        };
+        let dest = match dest {
+            Ok(d) => d,
+            Err((status, reason)) => {
+                info!(status, %reason, "transfer refused");
+                return self.respond(
+                    now,
+                    tx,
+                    &req,
+                    if status == 404 { 404 } else { 403 },
+                    Some(&reason),
+                    None,
+                );
+            }
+        };
+        self.respond(now, tx, &req, 202, None, None);
+        let transferee = side.other();
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(other) = call.leg(transferee) else {
+            return;
+        };
+        let caller = NameAddr::parse(&other.remote_uri)
+            .and_then(|n| n.uri.user)
+            .unwrap_or_else(|| "anonymous".into());
+        let span = info_span!(parent: &call.span, "leg", side = "transfer");
+        {
+            let _g = call.span.enter();
+            info!(to = %redact(&number), "blind transfer");
+        }
+        for t in &dest.trunks {
+            self.trunk_use.entry(t.clone()).or_default().active += 1;
+        }
+        let call_id = format!("{}@switchboard", self.token(20));
+        let local_tag = self.token(10);
+        let contact = self.contact(dest.peer.transport);
+        let mut leg = Leg {
+            side: transferee.other(),
+            peer: dest.peer,
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            remote_tag: None,
+            local_uri: NameAddr::new(Uri::sip(Some(&caller), &self.profile.realm, None))
+                .to_string(),
+            remote_uri: dest.to.clone(),
+            local_cseq: 0,
+            remote_cseq: None,
+            remote_target: dest.uri.clone(),
+            route_set: vec![],
+            contact,
+            peer_allows_update: false,
+            session: None,
+            last_sdp_sent: None,
+            last_sdp_received: None,
+            span,
+        };
+        let mut invite = leg.request(Method::Invite);
+        invite
+            .headers
+            .push_front(HeaderName::Via, self.via(dest.peer.transport));
+        invite.headers.push(HeaderName::Allow, ALLOW);
+        invite.headers.push(HeaderName::Supported, SUPPORTED);
+        invite.headers.push(HeaderName::UserAgent, USER_AGENT);
+        let invite_tx = self.layer.send_request(now, invite.clone(), dest.peer);
+        self.dialogs.insert((call_id, local_tag), (key, side));
+        self.track(invite_tx, key, TxRole::TransferInvite);
+        let call = self.calls.get_mut(&key).expect("present");
+        call.transfer = Some(Transfer {
+            transferor: side,
+            leg,
+            invite,
+            invite_tx,
+            identity: dest.identity,
+            trunks: dest.trunks,
+            ack: None,
+        });
+        self.notify_transferor(now, key, side, "SIP/2.0 100 Trying", false);
+    }
+
+    /// Tells the transferor how its REFER is going (RFC 3515 §2.4.5).
+    fn notify_transferor(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        side: Side,
+        frag: &str,
+        done: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(leg) = call.leg_mut(side) else {
+            return;
+        };
+        let mut n = leg.request(Method::Notify);
+        n.headers.push(HeaderName::Event, "refer");
+        n.headers.push(
+            HeaderName::Other("Subscription-State".into()),
+            if done {
+                "terminated;reason=noresource".to_string()
+            } else {
+                "active;expires=60".to_string()
+            },
+        );
+        n.headers
+            .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
+        n.body = Bytes::from(format!("{frag}\r\n"));
+        let peer = leg.peer;
+        n.headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        let tx = self.layer.send_request(now, n, peer);
+        self.track(tx, key, TxRole::Notify);
+    }
+
+    fn on_transfer_response(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Response) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(tr) = call.transfer.as_mut() else {
+            return;
+        };
+        if tr.invite_tx != tx {
+            return;
+        }
+        if resp.status < 200 {
+            if resp.status > 100
+                && resp
+                    .to()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string))
+                    .is_some()
+            {
+                tr.leg.learn_from_response(&resp);
+            }
+            return;
+        }
+        if !resp.is_success() {
+            let (code, reason) = map_failure(resp.status, &resp.reason);
+            return self.transfer_failed(now, key, code, &reason);
+        }
+        tr.leg.learn_from_response(&resp);
+        let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+        let mut ack = leg_request_ack(&tr.leg, seq);
+        let peer = tr.leg.peer;
+        tr.leg.last_sdp_received = Some(resp.body.clone());
+        let transferee = tr.transferor.other();
+        let offer = resp.body.clone();
+        let ct = resp
+            .headers
+            .get(&HeaderName::ContentType)
+            .unwrap_or("application/sdp")
+            .to_string();
+        ack.headers
+            .push_front(HeaderName::Via, self.via(peer.transport));
+        let call = self.calls.get_mut(&key).expect("present");
+        call.transfer.as_mut().expect("present").ack = Some(ack);
+        // Move the transferee to the new party: re-INVITE with the new party's offer.
+        let Some(leg) = call.leg_mut(transferee) else {
+            return;
+        };
+        let mut reinvite = leg.request(Method::Invite);
+        reinvite.headers.push(HeaderName::Allow, ALLOW);
+        reinvite.headers.push(HeaderName::Supported, SUPPORTED);
+        if !offer.is_empty() {
+            reinvite.headers.push(HeaderName::ContentType, ct);
+        }
+        reinvite.body = offer.clone();
+        leg.last_sdp_sent = Some(offer);
+        let tpeer = leg.peer;
+        reinvite
+            .headers
+            .push_front(HeaderName::Via, self.via(tpeer.transport));
+        let rtx = self.layer.send_request(now, reinvite, tpeer);
+        self.track(rtx, key, TxRole::TransferReinvite);
+    }
+
+    fn on_transfer_reinvite_response(&mut self, now: Instant, key: CallKey, resp: Response) {
+        if resp.status < 200 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(tr) = call.transfer.as_ref() else {
+            return;
+        };
+        let transferee = tr.transferor.other();
+        // ACK the transferee's 2xx (or the transaction did for a failure).
+        if resp.is_success() {
+            let leg = call.leg(transferee).expect("transferee");
+            let mut ack = leg_request_ack(leg, resp.cseq().map(|c| c.seq).unwrap_or(0));
+            let peer = leg.peer;
+            ack.headers
+                .push_front(HeaderName::Via, self.via(peer.transport));
+            self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+        } else {
+            let (code, reason) = map_failure(resp.status, &resp.reason);
+            // Release the new party; the original call goes on.
+            self.transfer_failed(now, key, code, &reason);
+            return;
+        }
+        let call = self.calls.get_mut(&key).expect("present");
+        let mut tr = call.transfer.take().expect("present");
+        if let Some(mut ack) = tr.ack.take() {
+            if !resp.body.is_empty() {
+                ack.headers.push(
+                    HeaderName::ContentType,
+                    resp.headers
+                        .get(&HeaderName::ContentType)
+                        .unwrap_or("application/sdp"),
+                );
+                ack.body = resp.body.clone();
+                tr.leg.last_sdp_sent = Some(resp.body.clone());
+            }
+            self.layer
+                .send_stateless(tr.leg.peer, Bytes::from(ack.to_bytes()));
+        }
+        // Tell the transferor, release it, and put the new party in its place.
+        let transferor = tr.transferor;
+        self.notify_transferor(now, key, transferor, "SIP/2.0 200 OK", true);
+        self.send_bye(now, key, transferor);
+        let call = self.calls.get_mut(&key).expect("present");
+        tr.leg.side = transferor;
+        let old = match transferor {
+            Side::A => Some(std::mem::replace(&mut call.a, tr.leg)),
+            Side::B => call.b.replace(tr.leg),
+        };
+        call.identities[transferor.idx()] = tr.identity;
+        call.trunks.extend(tr.trunks);
+        let _g = call.span.clone().entered();
+        info!("transfer completed");
+        if let Some(old) = old {
+            // The old leg's BYE is on its way (matched by its transaction); its dialog is over.
+            self.dialogs.remove(&(old.call_id, old.local_tag));
+        }
+        self.arm_session(now, key, transferor, &resp.headers, false);
+    }
+
+    fn transfer_failed(&mut self, now: Instant, key: CallKey, code: u16, reason: &str) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(tr) = call.transfer.take() else {
+            return;
+        };
+        for t in &tr.trunks {
+            if let Some(u) = self.trunk_use.get_mut(t) {
+                u.active = u.active.saturating_sub(1);
+            }
+        }
+        {
+            let _g = call.span.enter();
+            info!(code, reason, "transfer failed");
+        }
+        // If the new party had answered, hang it up.
+        if tr.ack.is_some() {
+            let mut leg = tr.leg;
+            if let Some(ack) = tr.ack {
+                self.layer
+                    .send_stateless(leg.peer, Bytes::from(ack.to_bytes()));
+            }
+            let mut bye = leg.request(Method::Bye);
+            let p = leg.peer;
+            bye.headers
+                .push_front(HeaderName::Via, self.via(p.transport));
+            let tx = self.layer.send_request(now, bye, p);
+            self.track(tx, key, TxRole::Bye);
+            self.dialogs.remove(&(leg.call_id, leg.local_tag));
+        } else {
+            // Still ringing: cancel it.
+            let cancel = cancel_for(&tr.invite, &tr.leg.remote_uri);
+            let tx = self.layer.send_request(now, cancel, tr.leg.peer);
+            self.track(tx, key, TxRole::Cancel);
+            self.dialogs.remove(&(tr.leg.call_id, tr.leg.local_tag));
+        }
+        self.notify_transferor(
+            now,
+            key,
+            tr.transferor,
+            &format!("SIP/2.0 {code} {reason}"),
+            true,
+        );
+    }
+}
+
 fn call_state(sw: &Switch, key: CallKey) -> Option<CallState> {
     sw.calls.get(&key).map(|c| c.state)
 }
@@ -1948,6 +2334,27 @@ fn leg_request_ack(leg: &Leg, seq: u32) -> Request {
     r.headers.push(HeaderName::CallId, leg.call_id.as_str());
     r.headers.push(HeaderName::CSeq, format!("{seq} ACK"));
     r
+}
+
+/// The CANCEL for an INVITE we sent (RFC 3261 §9.1): same Request-URI, Via, From, Call-ID,
+/// Route and CSeq number; To without a tag.
+fn cancel_for(invite: &Request, to: &str) -> Request {
+    let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
+    for n in [HeaderName::Via, HeaderName::From, HeaderName::CallId] {
+        if let Some(v) = invite.headers.get(&n) {
+            cancel.headers.push(n, v);
+        }
+    }
+    cancel.headers.push(HeaderName::To, to);
+    for r in invite.headers.get_all(&HeaderName::Route) {
+        cancel.headers.push(HeaderName::Route, r);
+    }
+    cancel.headers.push(HeaderName::MaxForwards, "70");
+    let seq = invite.cseq().map(|c| c.seq).unwrap_or(1);
+    cancel
+        .headers
+        .push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    cancel
 }
 
 /// `Session-Expires: 1800;refresher=uac` → (interval, refresher).

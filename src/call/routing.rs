@@ -152,8 +152,15 @@ impl Switch {
 
     /// The first route whose number and source match. A number that matches only routes for
     /// other sources is refused (403), or challenged when the caller could be a local user.
-    pub fn route(&self, identity: &Identity, req: &Request) -> RouteDecision {
-        let number = req.uri.user.clone().unwrap_or_default();
+    /// `from_user` is the caller's own user part (From), used to offer a challenge to a
+    /// softphone that shares a trunk's address.
+    pub fn route(
+        &self,
+        identity: &Identity,
+        number: &str,
+        from_user: Option<&str>,
+    ) -> RouteDecision {
+        let number = number.to_string();
         let mut blocked_for_source = false;
         let mut local_only = false;
         for r in &self.profile.routes {
@@ -206,11 +213,7 @@ impl Switch {
         if blocked_for_source {
             // A trunk caller presenting a local extension as From may be a softphone on a
             // trunk's address: let it authenticate.
-            let from_local = req
-                .from()
-                .ok()
-                .and_then(|f| f.uri.user.clone())
-                .is_some_and(|u| self.profile.user(&u).is_some());
+            let from_local = from_user.is_some_and(|u| self.profile.user(u).is_some());
             if local_only && from_local && !matches!(identity, Identity::LocalUser(_)) {
                 return RouteDecision::Challenge;
             }

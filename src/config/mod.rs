@@ -65,9 +65,24 @@ pub fn load_profile(path: &Path) -> Result<Profile, Vec<ConfigError>> {
 /// Validate profile text. `path` is used in error messages and to resolve
 /// relative TLS certificate paths; the file is not read.
 pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Vec<ConfigError>> {
-    match serde_saphyr::from_str::<raw::S<raw::RawProfile>>(text) {
-        Ok(doc) => validate::build(path, doc),
-        Err(e) => Err(vec![error::from_yaml_error(path, &e)]),
+    // serde-saphyr caps nesting at 64 levels; 64 levels of our visitors in an unoptimised
+    // build need more than a test thread's 2 MiB of stack, so parse on a thread of our own.
+    let (path, text) = (path.to_path_buf(), text.to_string());
+    let worker =
+        std::thread::Builder::new().stack_size(8 << 20).spawn(
+            move || match serde_saphyr::from_str::<raw::S<raw::RawProfile>>(&text) {
+                Ok(doc) => validate::build(&path, doc),
+                Err(e) => Err(vec![error::from_yaml_error(&path, &e)]),
+            },
+        );
+    match worker.map(|h| h.join()) {
+        Ok(Ok(result)) => result,
+        _ => Err(vec![ConfigError::new(
+            Path::new("profile"),
+            1,
+            1,
+            "the profile could not be parsed",
+        )]),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 
-const DEMO: &str = include_str!("../../default.yaml");
+const DEMO: &str = include_str!("../../sip-profiles/default.yaml");
 
 /// A minimal valid profile; tests append sections to it (line 4 onwards).
 const BASE: &str = "\
@@ -150,7 +150,7 @@ fn demo_profile_parses_to_expected_values() {
 
 #[test]
 fn load_profile_reads_the_demo_file() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("default.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sip-profiles/default.yaml");
     let p = load_profile(&path).expect("demo profile loads");
     assert_eq!(p.path, path);
     assert_eq!(p.users.len(), 10);

@@ -43,6 +43,7 @@ pub enum Incoming {
 }
 
 #[derive(Debug)]
+#[allow(clippy::enum_variant_names)]
 enum Tx {
     ClientInvite(ClientInvite),
     ClientNonInvite(ClientNonInvite),

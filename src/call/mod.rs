@@ -19,6 +19,7 @@ mod register;
 mod routing;
 #[cfg(test)]
 mod tests;
+mod trunk_register;
 
 pub use leg::{Leg, SessionTimer, Side};
 pub use routing::{Identity, RouteDecision};
@@ -290,6 +291,9 @@ pub struct Switch {
     trunk_use: HashMap<String, TrunkUse>,
     buckets: HashMap<IpAddr, Bucket>,
     stats: Stats,
+    trunk_regs: Vec<trunk_register::TrunkRegistration>,
+    /// Transactions of trunk registrations → index in `trunk_regs`.
+    reg_txs: HashMap<TxId, usize>,
 }
 
 impl Switch {
@@ -310,7 +314,7 @@ impl Switch {
             cfg.nonce_secret,
             p.registrar.nonce_lifetime.as_secs().max(1),
         );
-        Switch {
+        let mut sw = Switch {
             profile: cfg.profile.clone(),
             local: cfg.local,
             trunk_addrs: cfg.trunk_addrs,
@@ -328,7 +332,11 @@ impl Switch {
             trunk_use: HashMap::new(),
             buckets: HashMap::new(),
             stats: Stats::default(),
-        }
+            trunk_regs: Vec::new(),
+            reg_txs: HashMap::new(),
+        };
+        sw.init_trunk_registrations(now);
+        sw
     }
 
     /// Counters.
@@ -369,10 +377,15 @@ impl Switch {
         }
         let calls = self.wakeups.peek().map(|Reverse((at, _))| *at);
         let reg = self.registrar.next_expiry();
-        [self.layer.poll_timeout(), calls, reg]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.layer.poll_timeout(),
+            calls,
+            reg,
+            self.trunk_reg_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn secs(&self, now: Instant) -> u64 {
@@ -910,6 +923,12 @@ impl Switch {
     }
 
     fn on_response(&mut self, now: Instant, tx: TxId, resp: Response) {
+        if let Some(&i) = self.reg_txs.get(&tx) {
+            if resp.status >= 200 {
+                self.reg_txs.remove(&tx);
+            }
+            return self.on_trunk_register_response(now, i, resp);
+        }
         let Some((key, role)) = self.txs.get(&tx).cloned() else {
             return;
         };
@@ -1748,7 +1767,14 @@ impl Switch {
 
     /// Fires everything due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.trunk_reg_fire(now);
         for (tx, ev) in self.layer.handle_timeout(now) {
+            if let Some(i) = self.reg_txs.remove(&tx) {
+                if ev == TuEvent::Timeout {
+                    self.on_trunk_register_timeout(now, i);
+                }
+                continue;
+            }
             let Some((key, role)) = self.txs.remove(&tx) else {
                 continue;
             };

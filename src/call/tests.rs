@@ -1,1 +1,428 @@
+//! Message-level tests of the call core on simulated time: transfers and trunk registration.
+//! (Whole-call scenarios with lossy networks live in `tests/switch_sim.rs`.)
 
+use super::*;
+use crate::sip::auth;
+use crate::sip::message::{parse, response_to, HeaderName, Message, Method, Request, Response};
+
+const EXTRA_TRUNK: &str = "
+  - name: upstream
+    inbound: { allow: [127.0.0.9] }
+    outbound: { host: 127.0.0.1, port: 5099, transport: udp, auth: { username: acct, password: pw }, register: true, register_expires: 120 }
+";
+
+fn switch(t0: Instant, extra_trunks: &str) -> Switch {
+    let text = include_str!("../../sip-profiles/default.yaml")
+        .replace("trunks:\n", &format!("trunks:{extra_trunks}\n"));
+    let profile =
+        crate::config::parse_profile(std::path::Path::new("test.yaml"), &text).expect("profile");
+    let local = LocalAddrs {
+        udp: Some("127.0.0.1:5060".parse().unwrap()),
+        ..Default::default()
+    };
+    let trunk_addrs = HashMap::from([
+        (
+            "demo-carrier".to_string(),
+            "127.0.0.1:5090".parse().unwrap(),
+        ),
+        ("upstream".to_string(), "127.0.0.1:5099".parse().unwrap()),
+    ]);
+    Switch::new(
+        t0,
+        SwitchConfig {
+            profile: Arc::new(profile),
+            local,
+            trunk_addrs,
+            seed: 3,
+            nonce_secret: [9; 32],
+        },
+    )
+}
+
+fn udp(port: u16) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    }
+}
+
+/// Everything the switch wants to send, parsed, with its destination port.
+fn drain(sw: &mut Switch) -> Vec<(u16, Message)> {
+    let mut out = vec![];
+    while let Some(t) = sw.poll_transmit() {
+        out.push((
+            t.peer.addr.port(),
+            parse(&t.bytes).expect("switch sends valid SIP"),
+        ));
+    }
+    out
+}
+
+fn requests(out: &[(u16, Message)], port: u16, method: Method) -> Vec<Request> {
+    out.iter()
+        .filter_map(|(p, m)| match m {
+            Message::Request(r) if *p == port && r.method == method => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn responses(out: &[(u16, Message)], port: u16) -> Vec<Response> {
+    out.iter()
+        .filter_map(|(p, m)| match m {
+            Message::Response(r) if *p == port => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn send(sw: &mut Switch, now: Instant, from: u16, text: &str) {
+    sw.handle_message(now, udp(from), text.replace('\n', "\r\n").as_bytes());
+}
+
+fn send_msg(sw: &mut Switch, now: Instant, from: u16, m: &[u8]) {
+    sw.handle_message(now, udp(from), m);
+}
+
+/// A reply from a UA at `port`, with a To tag, Contact and optional SDP body.
+fn reply(req: &Request, status: u16, tag: &str, port: u16, body: &str) -> Vec<u8> {
+    let mut r = response_to(req, status, None, Some(tag));
+    r.headers
+        .push(HeaderName::Contact, format!("<sip:ua@127.0.0.1:{port}>"));
+    if !body.is_empty() {
+        r.headers.push(HeaderName::ContentType, "application/sdp");
+        r.body = bytes::Bytes::from(body.to_string());
+    }
+    r.to_bytes()
+}
+
+fn register_1001(sw: &mut Switch, now: Instant) {
+    let reg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:switchboard.local SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq}\nFrom: <sip:1001@switchboard.local>;tag=r1\nTo: <sip:1001@switchboard.local>\nCall-ID: reg-1001\nCSeq: {cseq} REGISTER\nContact: <sip:1001@127.0.0.1:5070>\n{auth}Expires: 3600\nContent-Length: 0\n\n"
+        )
+    };
+    send(sw, now, 5070, &reg(1, ""));
+    let out = drain(sw);
+    let challenge = responses(&out, 5070)[0]
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    let ch = auth::parse_digest(&challenge).unwrap();
+    let a = auth::authorization_header(
+        &ch,
+        "REGISTER",
+        "sip:switchboard.local",
+        "1001",
+        "secret1001",
+        "c1",
+        1,
+    )
+    .unwrap();
+    send(sw, now, 5070, &reg(2, &format!("Authorization: {a}\n")));
+    let out = drain(sw);
+    assert_eq!(responses(&out, 5070)[0].status, 200);
+}
+
+/// Sets up a trunk call 5080 → 1001 (at 5070), answered; returns the switch's INVITE to 1001
+/// and the 200 the caller got.
+fn answered_call(sw: &mut Switch, now: Instant) -> (Request, Response) {
+    register_1001(sw, now);
+    send(
+        sw,
+        now,
+        5080,
+        "INVITE sip:1001@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKinv1\nFrom: \"Carol\" <sip:+15551234@carrier>;tag=c1\nTo: <sip:1001@127.0.0.1>\nCall-ID: call-a\nCSeq: 1 INVITE\nContact: <sip:carol@127.0.0.1:5080>\nContent-Type: application/sdp\nContent-Length: 7\n\nA-offer",
+    );
+    let out = drain(sw);
+    let inv = requests(&out, 5070, Method::Invite)
+        .pop()
+        .expect("INVITE to 1001");
+    assert_eq!(&inv.body[..], b"A-offer");
+    assert_eq!(inv.from().unwrap().uri.user.as_deref(), Some("+15551234"));
+    send_msg(sw, now, 5070, &reply(&inv, 200, "b1", 5070, "B-answer"));
+    let out = drain(sw);
+    assert_eq!(
+        requests(&out, 5070, Method::Ack).len(),
+        1,
+        "switch ACKs the callee"
+    );
+    let ok = responses(&out, 5080)
+        .into_iter()
+        .find(|r| r.status == 200)
+        .expect("200 to caller");
+    assert_eq!(&ok.body[..], b"B-answer");
+    let a_tag = ok.to().unwrap().tag().unwrap().to_string();
+    send(
+        sw,
+        now,
+        5080,
+        &format!("ACK sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKack1\nFrom: \"Carol\" <sip:+15551234@carrier>;tag=c1\nTo: <sip:1001@127.0.0.1>;tag={a_tag}\nCall-ID: call-a\nCSeq: 1 ACK\nContent-Length: 0\n\n"),
+    );
+    assert!(
+        drain(sw).is_empty(),
+        "the ACK stops 2xx retransmission quietly"
+    );
+    (inv, ok)
+}
+
+/// An in-dialog request from the callee (1001 at 5070) on the B leg.
+fn from_callee(inv: &Request, method: &str, cseq: u32, extra: &str) -> String {
+    let from_tag = inv.from().unwrap().tag().unwrap().to_string();
+    let call_id = inv.call_id().unwrap();
+    format!(
+        "{method} sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{method}{cseq}\nFrom: <sip:1001@switchboard.local>;tag=b1\nTo: <sip:+15551234@switchboard.local>;tag={from_tag}\nCall-ID: {call_id}\nCSeq: {cseq} {method}\nContact: <sip:ua@127.0.0.1:5070>\n{extra}Content-Length: 0\n\n"
+    )
+}
+
+#[test]
+fn blind_transfer_moves_the_caller_to_the_target_and_releases_the_agent() {
+    let t0 = Instant::now();
+    let mut sw = switch(t0, "");
+    let (inv, _) = answered_call(&mut sw, t0);
+    // The agent (a local user) transfers the caller to an outside number.
+    send(
+        &mut sw,
+        t0,
+        5070,
+        &from_callee(
+            &inv,
+            "REFER",
+            10,
+            "Refer-To: <sip:+15550100@switchboard.local>\n",
+        ),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(responses(&out, 5070)[0].status, 202);
+    let notify = requests(&out, 5070, Method::Notify);
+    assert_eq!(&notify[0].body[..], b"SIP/2.0 100 Trying\r\n");
+    let c_inv = requests(&out, 5090, Method::Invite)
+        .pop()
+        .expect("INVITE to the transfer target via the trunk");
+    assert!(c_inv.body.is_empty(), "late offer towards the new party");
+    assert_eq!(c_inv.uri.user.as_deref(), Some("+15550100"));
+    // The target answers with its offer; the caller is re-INVITEd with it.
+    send_msg(
+        &mut sw,
+        t0,
+        5090,
+        &reply(&c_inv, 200, "c9", 5090, "C-offer"),
+    );
+    let out = drain(&mut sw);
+    assert!(
+        requests(&out, 5090, Method::Ack).is_empty(),
+        "ACK waits for the caller's answer"
+    );
+    let reinv = requests(&out, 5080, Method::Invite)
+        .pop()
+        .expect("re-INVITE to the caller");
+    assert_eq!(&reinv.body[..], b"C-offer");
+    assert_eq!(reinv.to().unwrap().tag(), Some("c1"));
+    send_msg(
+        &mut sw,
+        t0,
+        5080,
+        &reply(&reinv, 200, "c1", 5080, "A-answer"),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, 5080, Method::Ack).len(), 1);
+    let c_ack = requests(&out, 5090, Method::Ack)
+        .pop()
+        .expect("ACK to the new party");
+    assert_eq!(&c_ack.body[..], b"A-answer");
+    let notify = requests(&out, 5070, Method::Notify);
+    assert_eq!(&notify[0].body[..], b"SIP/2.0 200 OK\r\n");
+    assert!(notify[0]
+        .headers
+        .get(&HeaderName::Other("Subscription-State".into()))
+        .unwrap()
+        .starts_with("terminated"));
+    assert_eq!(
+        requests(&out, 5070, Method::Bye).len(),
+        1,
+        "the transferor is released"
+    );
+    // The caller hangs up: the BYE now reaches the new party.
+    let a_tag = reinv.from().unwrap().tag().unwrap().to_string();
+    send(
+        &mut sw,
+        t0,
+        5080,
+        &format!("BYE sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKbye1\nFrom: \"Carol\" <sip:+15551234@carrier>;tag=c1\nTo: <sip:1001@127.0.0.1>;tag={a_tag}\nCall-ID: call-a\nCSeq: 2 BYE\nContent-Length: 0\n\n"),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(responses(&out, 5080)[0].status, 200);
+    assert_eq!(requests(&out, 5090, Method::Bye).len(), 1);
+}
+
+#[test]
+fn a_trunk_caller_cannot_transfer_to_an_outside_number() {
+    let t0 = Instant::now();
+    let mut sw = switch(t0, "");
+    let (_, ok) = answered_call(&mut sw, t0);
+    let a_tag = ok.to().unwrap().tag().unwrap().to_string();
+    send(
+        &mut sw,
+        t0,
+        5080,
+        &format!("REFER sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKref\nFrom: <sip:+15551234@carrier>;tag=c1\nTo: <sip:1001@127.0.0.1>;tag={a_tag}\nCall-ID: call-a\nCSeq: 2 REFER\nRefer-To: <sip:+15550199@carrier>\nContact: <sip:carol@127.0.0.1:5080>\nContent-Length: 0\n\n"),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(
+        responses(&out, 5080)[0].status,
+        403,
+        "no toll fraud through REFER"
+    );
+    assert!(requests(&out, 5090, Method::Invite).is_empty());
+}
+
+#[test]
+fn failed_transfer_keeps_the_call_and_notifies_the_failure() {
+    let t0 = Instant::now();
+    let mut sw = switch(t0, "");
+    let (inv, _) = answered_call(&mut sw, t0);
+    send(
+        &mut sw,
+        t0,
+        5070,
+        &from_callee(
+            &inv,
+            "REFER",
+            10,
+            "Refer-To: <sip:+15550100@switchboard.local>\n",
+        ),
+    );
+    let out = drain(&mut sw);
+    let c_inv = requests(&out, 5090, Method::Invite).pop().unwrap();
+    send_msg(&mut sw, t0, 5090, &reply(&c_inv, 486, "c9", 5090, ""));
+    let out = drain(&mut sw);
+    let notify = requests(&out, 5070, Method::Notify);
+    assert_eq!(&notify[0].body[..], b"SIP/2.0 486 Busy Here\r\n");
+    assert!(
+        requests(&out, 5070, Method::Bye).is_empty(),
+        "the agent stays connected"
+    );
+    assert_eq!(sw.stats().calls_active, 1);
+}
+
+#[test]
+fn trunk_registration_answers_the_challenge_and_refreshes() {
+    let t0 = Instant::now();
+    let mut sw = switch(t0, EXTRA_TRUNK);
+    let out = drain(&mut sw);
+    assert!(out.is_empty(), "nothing before the first wake-up");
+    assert_eq!(sw.poll_timeout(), Some(t0));
+    sw.handle_timeout(t0);
+    let out = drain(&mut sw);
+    let reg = requests(&out, 5099, Method::Register)
+        .pop()
+        .expect("REGISTER to the carrier");
+    assert_eq!(reg.to().unwrap().uri.user.as_deref(), Some("acct"));
+    // The carrier challenges.
+    let mut ch = response_to(&reg, 401, None, Some("x"));
+    ch.headers.push(
+        HeaderName::WwwAuthenticate,
+        auth::challenge_header("carrier", "abc123", auth::Algorithm::Md5, None, false),
+    );
+    send_msg(&mut sw, t0, 5099, &ch.to_bytes());
+    let out = drain(&mut sw);
+    let reg2 = requests(&out, 5099, Method::Register)
+        .pop()
+        .expect("REGISTER with credentials");
+    let creds = auth::parse_digest(reg2.headers.get(&HeaderName::Authorization).unwrap()).unwrap();
+    assert_eq!(creds.username.as_deref(), Some("acct"));
+    let ha1 = auth::ha1(auth::Algorithm::Md5, "acct", "carrier", "pw");
+    let expected = auth::expected_response(
+        auth::Algorithm::Md5,
+        &ha1,
+        "abc123",
+        creds.nc.as_deref(),
+        creds.cnonce.as_deref(),
+        creds.qop.as_deref(),
+        "REGISTER",
+        creds.uri.as_deref().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(creds.response.as_deref(), Some(expected.as_str()));
+    assert!(reg2.cseq().unwrap().seq > reg.cseq().unwrap().seq);
+    let mut ok = response_to(&reg2, 200, None, Some("x"));
+    ok.headers
+        .push(HeaderName::Contact, "<sip:acct@127.0.0.1:5060>;expires=100");
+    send_msg(&mut sw, t0, 5099, &ok.to_bytes());
+    assert!(sw.trunk_registered("upstream", t0));
+    // The refresh comes before the registration runs out.
+    let at = next_register(&mut sw, t0 + Duration::from_secs(200)) - t0;
+    assert!(
+        at > Duration::from_secs(70) && at <= Duration::from_secs(80),
+        "{at:?}"
+    );
+}
+
+/// Steps through wake-ups until the switch sends a REGISTER to the carrier; returns when.
+fn next_register(sw: &mut Switch, limit: Instant) -> Instant {
+    while let Some(at) = sw.poll_timeout() {
+        assert!(at <= limit, "no REGISTER before the limit");
+        sw.handle_timeout(at);
+        if !requests(&drain(sw), 5099, Method::Register).is_empty() {
+            return at;
+        }
+    }
+    panic!("the switch went idle without registering");
+}
+
+#[test]
+fn trunk_registration_retries_after_refusal() {
+    let t0 = Instant::now();
+    let mut sw = switch(t0, EXTRA_TRUNK);
+    sw.handle_timeout(t0);
+    let reg = requests(&drain(&mut sw), 5099, Method::Register)
+        .pop()
+        .unwrap();
+    send_msg(
+        &mut sw,
+        t0,
+        5099,
+        &response_to(&reg, 403, None, Some("x")).to_bytes(),
+    );
+    assert!(!sw.trunk_registered("upstream", t0));
+    assert_eq!(
+        next_register(&mut sw, t0 + Duration::from_secs(60)),
+        t0 + Duration::from_secs(30)
+    );
+}
+
+#[test]
+fn contact_destination_handles_nat() {
+    let src: SocketAddr = "203.0.113.5:40000".parse().unwrap();
+    let c = Uri::parse("sip:1001@192.168.1.20:5060").unwrap();
+    assert_eq!(
+        contact_destination(&c, src, Transport::Udp),
+        src,
+        "private contact behind NAT"
+    );
+    let c = Uri::parse("sip:1001@203.0.113.5:5062").unwrap();
+    assert_eq!(
+        contact_destination(&c, src, Transport::Udp),
+        "203.0.113.5:5062".parse().unwrap()
+    );
+    let c = Uri::parse("sip:1001@198.51.100.7").unwrap();
+    assert_eq!(
+        contact_destination(&c, src, Transport::Udp),
+        "198.51.100.7:5060".parse().unwrap()
+    );
+    let c = Uri::parse("sip:1001@phone.example.com").unwrap();
+    assert_eq!(contact_destination(&c, src, Transport::Udp), src);
+    let c = Uri::parse("sip:1001@198.51.100.7").unwrap();
+    assert_eq!(
+        contact_destination(&c, src, Transport::Tcp),
+        src,
+        "streams reuse the connection"
+    );
+}
+
+#[test]
+fn redaction_keeps_three_digits() {
+    assert_eq!(redact("+15551234"), "***234");
+    assert_eq!(redact("12"), "***");
+}

@@ -2400,12 +2400,10 @@ fn session_expires(h: &message::Headers) -> Option<(Duration, Option<String>)> {
 /// Where to send requests for a registered contact (nathelper-style NAT handling): the
 /// Contact's own address when it is reachable as written (same IP as the REGISTER's source,
 /// or a public literal address); the REGISTER's source when the Contact names a private or
-/// loopback address other than the source (the phone is behind NAT), a host name, or when
-/// the registration came over a stream connection (reuse that connection).
-pub fn contact_destination(contact: &Uri, source: SocketAddr, transport: Transport) -> SocketAddr {
-    if transport.is_reliable() {
-        return source;
-    }
+/// loopback address other than the source (the phone is behind NAT, so only the flow it
+/// opened reaches it), or a host name. For TCP/TLS the runtime reuses an open connection to
+/// the chosen address or opens one.
+pub fn contact_destination(contact: &Uri, source: SocketAddr, _transport: Transport) -> SocketAddr {
     let Some(addr) = contact.socket_addr(5060) else {
         return source;
     };

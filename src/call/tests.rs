@@ -426,3 +426,54 @@ fn redaction_keeps_three_digits() {
     assert_eq!(redact("+15551234"), "***234");
     assert_eq!(redact("12"), "***");
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TEMPLATES: &[&str] = &[
+        "INVITE sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKp1\r\nFrom: <sip:+1555@c>;tag=c1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: fz\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:5080>\r\nContent-Length: 3\r\n\r\nv=0",
+        "CANCEL sip:1001@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKp1\r\nFrom: <sip:+1555@c>;tag=c1\r\nTo: <sip:1001@127.0.0.1>\r\nCall-ID: fz\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+        "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKp2\r\nFrom: <sip:+1555@c>;tag=c1\r\nTo: <sip:1001@127.0.0.1>;tag=zz\r\nCall-ID: fz\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        "ACK sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKp3\r\nFrom: <sip:+1555@c>;tag=c1\r\nTo: <sip:1001@127.0.0.1>;tag=zz\r\nCall-ID: fz\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        "REGISTER sip:switchboard.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKp4\r\nFrom: <sip:1001@switchboard.local>;tag=r\r\nTo: <sip:1001@switchboard.local>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nContact: *\r\nAuthorization: Digest username=\"1001\", realm=\"switchboard.local\", nonce=\"00\", uri=\"sip:x\", response=\"00\"\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKp5\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: fz\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever a peer sends, in whatever order, the switch neither panics nor leaks calls
+        /// past their timers.
+        #[test]
+        fn random_traffic_never_panics(ops in proptest::collection::vec((0usize..6, any::<u16>(), any::<u8>(), 0u64..3000, 0u16..4), 1..60)) {
+            let t0 = Instant::now();
+            let mut sw = switch(t0, EXTRA_TRUNK);
+            let mut now = t0;
+            for (tpl, pos, byte, dt, port) in ops {
+                now += Duration::from_millis(dt);
+                let mut m = TEMPLATES[tpl].as_bytes().to_vec();
+                if byte % 3 != 0 {
+                    let p = pos as usize % m.len();
+                    m[p] = byte;
+                }
+                sw.handle_message(now, udp(5070 + port * 10), &m);
+                while let Some(at) = sw.poll_timeout() {
+                    if at > now { break; }
+                    sw.handle_timeout(now);
+                }
+                while sw.poll_transmit().is_some() {}
+            }
+            // Let every timer run out: nothing stays.
+            let end = now + Duration::from_secs(4000);
+            let mut steps = 0;
+            while let Some(at) = sw.poll_timeout() {
+                if at > end { break; }
+                sw.handle_timeout(at);
+                while sw.poll_transmit().is_some() {}
+                steps += 1;
+                prop_assert!(steps < 100_000, "livelock");
+            }
+            prop_assert_eq!(sw.stats().calls_active, 0);
+        }
+    }
+}

@@ -406,14 +406,24 @@ fn contact_destination_handles_nat() {
         contact_destination(&c, src, Transport::Udp),
         "203.0.113.5:5062".parse().unwrap()
     );
-    let c = Uri::parse("sip:1001@198.51.100.7").unwrap();
+    let c = Uri::parse("sip:1001@192.168.1.20:5060;transport=tcp").unwrap();
+    assert_eq!(
+        contact_destination(&c, src, Transport::Tcp),
+        src,
+        "NATed stream: the phone's own connection"
+    );
     assert_eq!(
         contact_destination(&c, src, Transport::Udp),
         "198.51.100.7:5060".parse().unwrap()
     );
     let c = Uri::parse("sip:1001@phone.example.com").unwrap();
     assert_eq!(contact_destination(&c, src, Transport::Udp), src);
-    let c = Uri::parse("sip:1001@198.51.100.7").unwrap();
+    let c = Uri::parse("sip:1001@192.168.1.20:5060;transport=tcp").unwrap();
+    assert_eq!(
+        contact_destination(&c, src, Transport::Tcp),
+        src,
+        "NATed stream: the phone's own connection"
+    );
     assert_eq!(
         contact_destination(&c, src, Transport::Tcp),
         src,

@@ -194,6 +194,15 @@ impl TransactionLayer {
         let id = self.alloc();
         let reliable = peer.transport.is_reliable();
         let is_cancel = req.method == Method::Cancel;
+        // Responses over UDP go where the top Via says (RFC 3261 §18.2.2 with RFC 3581
+        // rport); over a stream, back on the connection the request came in on.
+        let peer = match (reliable, req.top_via()) {
+            (false, Ok(via)) => Peer {
+                transport: peer.transport,
+                addr: via.response_target(peer.addr),
+            },
+            _ => peer,
+        };
         let tx = if req.method == Method::Invite {
             Tx::ServerInvite(ServerInvite::new(req.clone(), reliable, self.timers))
         } else {

@@ -377,3 +377,35 @@ fn layer_matches_cancel_to_invite_and_ack_to_accepted() {
         Incoming::Stray2xx(_)
     ));
 }
+
+#[test]
+fn udp_responses_follow_via_received_and_rport() {
+    let t0 = Instant::now();
+    let mut uas = TransactionLayer::new(Timers::default());
+    let src = peer(40000);
+    // No rport: received IP + sent-by port.
+    let mut req = request(Method::Options, "z9hG4bKv1");
+    req.headers.set(
+        HeaderName::Via,
+        "SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKv1;received=127.0.0.1",
+    );
+    let Incoming::Request { tx, req } = uas.receive_request(t0, req, src) else {
+        panic!()
+    };
+    uas.respond(t0, tx, &response_to(&req, 200, None, Some("x")));
+    assert_eq!(
+        uas.poll_transmit().unwrap().peer.addr,
+        "127.0.0.1:5062".parse().unwrap()
+    );
+    // rport filled in: back to the source port.
+    let mut req = request(Method::Options, "z9hG4bKv2");
+    req.headers.set(
+        HeaderName::Via,
+        "SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKv2;received=127.0.0.1;rport=40000",
+    );
+    let Incoming::Request { tx, req } = uas.receive_request(t0, req, src) else {
+        panic!()
+    };
+    uas.respond(t0, tx, &response_to(&req, 200, None, Some("x")));
+    assert_eq!(uas.poll_transmit().unwrap().peer.addr, src.addr);
+}

@@ -412,9 +412,11 @@ fn contact_destination_handles_nat() {
         src,
         "NATed stream: the phone's own connection"
     );
+    let c = Uri::parse("sip:1001@198.51.100.7").unwrap();
     assert_eq!(
         contact_destination(&c, src, Transport::Udp),
-        "198.51.100.7:5060".parse().unwrap()
+        "198.51.100.7:5060".parse().unwrap(),
+        "public literal address: as written"
     );
     let c = Uri::parse("sip:1001@phone.example.com").unwrap();
     assert_eq!(contact_destination(&c, src, Transport::Udp), src);

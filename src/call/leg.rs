@@ -65,8 +65,28 @@ pub struct Leg {
 }
 
 impl Leg {
-    /// Builds an in-dialog request (RFC 3261 §12.2.1.1); the caller adds Via.
+    /// Builds an in-dialog request (RFC 3261 §12.2.1.1) with the next CSeq (ACK and CANCEL
+    /// reuse the current one); the caller adds Via.
     pub fn request(&mut self, method: Method) -> Request {
+        if method != Method::Ack && method != Method::Cancel {
+            self.local_cseq += 1;
+        }
+        let mut r = self.with_cseq(method.clone(), self.local_cseq);
+        if matches!(
+            method,
+            Method::Invite | Method::Update | Method::Refer | Method::Notify
+        ) {
+            r.headers.push(HeaderName::Contact, self.contact.as_str());
+        }
+        r
+    }
+
+    /// The ACK for a 2xx to our INVITE with CSeq `seq` (RFC 3261 §13.2.2.4); the caller adds Via.
+    pub fn ack(&self, seq: u32) -> Request {
+        self.with_cseq(Method::Ack, seq)
+    }
+
+    fn with_cseq(&self, method: Method, seq: u32) -> Request {
         let mut r = Request::new(method.clone(), self.remote_target.clone());
         r.headers.push(HeaderName::MaxForwards, "70");
         for rt in &self.route_set {
@@ -83,17 +103,7 @@ impl Leg {
             None => r.headers.push(HeaderName::To, self.remote_uri.as_str()),
         }
         r.headers.push(HeaderName::CallId, self.call_id.as_str());
-        if method != Method::Ack && method != Method::Cancel {
-            self.local_cseq += 1;
-        }
-        r.headers
-            .push(HeaderName::CSeq, format!("{} {}", self.local_cseq, method));
-        if matches!(
-            method,
-            Method::Invite | Method::Update | Method::Refer | Method::Notify
-        ) {
-            r.headers.push(HeaderName::Contact, self.contact.as_str());
-        }
+        r.headers.push(HeaderName::CSeq, format!("{seq} {method}"));
         r
     }
 

@@ -501,18 +501,20 @@ impl Switch {
         }
     }
 
+    /// Sends a response again outside its transaction (2xx and reliable 1xx retransmission).
+    fn resend_response(&mut self, peer: Peer, bytes: Bytes) {
+        match parse(&bytes) {
+            Ok(Message::Response(r)) => {
+                let to = response_peer(peer, &r);
+                self.layer.send_stateless(to, bytes);
+            }
+            _ => self.layer.send_stateless(peer, bytes),
+        }
+    }
+
     fn send_response_stateless(&mut self, peer: Peer, resp: &Response) {
-        let target = match resp.top_via() {
-            Ok(v) if peer.transport == Transport::Udp => v.response_target(peer.addr),
-            _ => peer.addr,
-        };
-        self.layer.send_stateless(
-            Peer {
-                transport: peer.transport,
-                addr: target,
-            },
-            Bytes::from(resp.to_bytes()),
-        );
+        let to = response_peer(peer, resp);
+        self.layer.send_stateless(to, Bytes::from(resp.to_bytes()));
     }
 
     /// Adds received/rport to the top Via (RFC 3261 §18.2.1, RFC 3581).
@@ -961,12 +963,7 @@ impl Switch {
                         .get(&key)
                         .and_then(|c| c.leg(side))
                         .filter(|_| is_invite)
-                        .map(|leg| {
-                            (
-                                leg_request_ack(leg, resp.cseq().map(|c| c.seq).unwrap_or(0)),
-                                leg.peer,
-                            )
-                        });
+                        .map(|leg| (leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(0)), leg.peer));
                     if let Some((mut ack, peer)) = ack {
                         ack.headers
                             .push_front(HeaderName::Via, self.via(peer.transport));
@@ -1176,7 +1173,7 @@ impl Switch {
             b.last_sdp_received = Some(resp.body.clone());
         }
         let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
-        let mut ack = leg_request_ack(b, seq);
+        let mut ack = b.ack(seq);
         let b_peer = b.peer;
         let a_offered = !call.a_invite.body.is_empty();
         ack.headers.push_front(HeaderName::Via, String::new()); // placeholder replaced below
@@ -1315,7 +1312,7 @@ impl Switch {
             return;
         }
         let seq = resp.cseq().map(|c| c.seq).unwrap_or(0);
-        let mut ack = leg_request_ack(leg, seq);
+        let mut ack = leg.ack(seq);
         let peer = leg.peer;
         ack.headers
             .push_front(HeaderName::Via, self.via(peer.transport));
@@ -1727,7 +1724,7 @@ impl Switch {
                         other.last_sdp_received = Some(resp.body.clone());
                     }
                     let seq = resp.cseq().map(|c| c.seq).unwrap_or(0);
-                    let ack = leg_request_ack(other, seq);
+                    let ack = other.ack(seq);
                     let peer = other.peer;
                     if orig_req.body.is_empty() {
                         call.held_ack[other_side.idx()] = Some(ack);
@@ -1881,20 +1878,7 @@ impl Switch {
                     .peer(tx)
                     .or_else(|| call.leg(side).map(|l| l.peer));
                 if let Some(peer) = peer {
-                    let target = match parse(&bytes) {
-                        Ok(Message::Response(r)) if peer.transport == Transport::Udp => r
-                            .top_via()
-                            .map(|v| v.response_target(peer.addr))
-                            .unwrap_or(peer.addr),
-                        _ => peer.addr,
-                    };
-                    self.layer.send_stateless(
-                        Peer {
-                            transport: peer.transport,
-                            addr: target,
-                        },
-                        bytes,
-                    );
+                    self.resend_response(peer, bytes);
                 }
             }
             CallTimer::Reliable1xx => {
@@ -1910,20 +1894,7 @@ impl Switch {
                 let (bytes, next) = (bytes.clone(), now + *interval);
                 call.set_timer(CallTimer::Reliable1xx, next);
                 let peer = call.a.peer;
-                let target = match parse(&bytes) {
-                    Ok(Message::Response(r)) if peer.transport == Transport::Udp => r
-                        .top_via()
-                        .map(|v| v.response_target(peer.addr))
-                        .unwrap_or(peer.addr),
-                    _ => peer.addr,
-                };
-                self.layer.send_stateless(
-                    Peer {
-                        transport: peer.transport,
-                        addr: target,
-                    },
-                    bytes,
-                );
+                self.resend_response(peer, bytes);
             }
             CallTimer::SessionExpiry(s) => {
                 let side = if s == 0 { Side::A } else { Side::B };
@@ -2192,7 +2163,7 @@ impl Switch {
         }
         tr.leg.learn_from_response(&resp);
         let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
-        let mut ack = leg_request_ack(&tr.leg, seq);
+        let mut ack = tr.leg.ack(seq);
         let peer = tr.leg.peer;
         tr.leg.last_sdp_received = Some(resp.body.clone());
         let transferee = tr.transferor.other();
@@ -2240,7 +2211,7 @@ impl Switch {
         // ACK the transferee's 2xx (or the transaction did for a failure).
         if resp.is_success() {
             let leg = call.leg(transferee).expect("transferee");
-            let mut ack = leg_request_ack(leg, resp.cseq().map(|c| c.seq).unwrap_or(0));
+            let mut ack = leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(0));
             let peer = leg.peer;
             ack.headers
                 .push_front(HeaderName::Via, self.via(peer.transport));
@@ -2339,27 +2310,16 @@ fn call_state(sw: &Switch, key: CallKey) -> Option<CallState> {
     sw.calls.get(&key).map(|c| c.state)
 }
 
-/// The ACK for a 2xx on a leg (RFC 3261 §13.2.2.4): CSeq number of the INVITE. Via is added
-/// by the caller.
-fn leg_request_ack(leg: &Leg, seq: u32) -> Request {
-    let mut r = Request::new(Method::Ack, leg.remote_target.clone());
-    r.headers.push(HeaderName::MaxForwards, "70");
-    for rt in &leg.route_set {
-        r.headers.push(HeaderName::Route, rt.as_str());
+/// Where a response to a request from `peer` goes: by the top Via over UDP (RFC 3261
+/// §18.2.2, RFC 3581), back on the connection over a stream.
+fn response_peer(peer: Peer, resp: &Response) -> Peer {
+    match resp.top_via() {
+        Ok(v) if peer.transport == Transport::Udp => Peer {
+            transport: peer.transport,
+            addr: v.response_target(peer.addr),
+        },
+        _ => peer,
     }
-    r.headers.push(
-        HeaderName::From,
-        format!("{};tag={}", leg.local_uri, leg.local_tag),
-    );
-    match &leg.remote_tag {
-        Some(t) => r
-            .headers
-            .push(HeaderName::To, format!("{};tag={}", leg.remote_uri, t)),
-        None => r.headers.push(HeaderName::To, leg.remote_uri.as_str()),
-    }
-    r.headers.push(HeaderName::CallId, leg.call_id.as_str());
-    r.headers.push(HeaderName::CSeq, format!("{seq} ACK"));
-    r
 }
 
 /// The CANCEL for an INVITE we sent (RFC 3261 §9.1): same Request-URI, Via, From, Call-ID,

@@ -219,7 +219,7 @@ struct Call {
     /// A 2xx we sent per side, retransmitted until ACK.
     retrans: [Option<Retrans2xx>; 2],
     /// An ACK held for a side until the other side's ACK brings the late-offer answer.
-    held_ack: [Option<Request>; 2],
+    held_ack: [Option<(Request, TxId)>; 2],
     /// Reliable provisional to A awaiting PRACK: (bytes, rseq, interval, give_up).
     reliable_1xx: Option<(Bytes, u32, Duration, Instant)>,
     a_rseq: u32,
@@ -292,6 +292,10 @@ pub struct Switch {
     buckets: HashMap<IpAddr, Bucket>,
     stats: Stats,
     trunk_regs: Vec<trunk_register::TrunkRegistration>,
+    /// INVITE client transactions that got a 2xx → the ACK we sent for it (None while the
+    /// ACK waits for a late-offer answer). Every retransmitted 2xx gets the same ACK again
+    /// (RFC 3261 §13.2.2.4).
+    acks: HashMap<TxId, Option<(Peer, Bytes)>>,
     /// Transactions of trunk registrations → index in `trunk_regs`.
     reg_txs: HashMap<TxId, usize>,
 }
@@ -333,6 +337,7 @@ impl Switch {
             buckets: HashMap::new(),
             stats: Stats::default(),
             trunk_regs: Vec::new(),
+            acks: HashMap::new(),
             reg_txs: HashMap::new(),
         };
         sw.init_trunk_registrations(now);
@@ -370,7 +375,12 @@ impl Switch {
         while let Some(Reverse((at, key))) = self.wakeups.peek().copied() {
             match self.calls.get(&key).and_then(Call::next_timer) {
                 Some(due) if due == at => break,
-                _ => {
+                Some(due) => {
+                    // The call's timers changed: replace the stale wake-up with the real one.
+                    self.wakeups.pop();
+                    self.wakeups.push(Reverse((due, key)));
+                }
+                None => {
                     self.wakeups.pop();
                 }
             }
@@ -499,6 +509,18 @@ impl Switch {
         } else {
             false
         }
+    }
+
+    /// Sends the ACK for the 2xx that answered INVITE client transaction `tx`, and remembers
+    /// it for that 2xx's retransmissions.
+    fn send_ack(&mut self, tx: TxId, peer: Peer, mut ack: Request) {
+        if !ack.headers.contains(&HeaderName::Via) {
+            ack.headers
+                .push_front(HeaderName::Via, self.via(peer.transport));
+        }
+        let bytes = Bytes::from(ack.to_bytes());
+        self.acks.insert(tx, Some((peer, bytes.clone())));
+        self.layer.send_stateless(peer, bytes);
     }
 
     /// Sends a response again outside its transaction (2xx and reliable 1xx retransmission).
@@ -931,17 +953,31 @@ impl Switch {
             }
             return self.on_trunk_register_response(now, i, resp);
         }
+        let invite_2xx = resp.is_success() && resp.cseq().is_ok_and(|c| c.method == Method::Invite);
+        if invite_2xx {
+            match self.acks.get(&tx) {
+                Some(Some((peer, bytes))) => {
+                    let (peer, bytes) = (*peer, bytes.clone());
+                    return self.layer.send_stateless(peer, bytes);
+                }
+                // The ACK waits for the other side's answer; it goes out when that comes.
+                Some(None) => return,
+                None => {
+                    self.acks.insert(tx, None);
+                }
+            }
+        }
         let Some((key, role)) = self.txs.get(&tx).cloned() else {
             return;
         };
-        if resp.status >= 200 {
+        if resp.status >= 200 && !invite_2xx {
             self.txs.remove(&tx);
         }
         match role {
             TxRole::BInvite => self.on_b_invite_response(now, key, tx, resp),
             TxRole::Cancel | TxRole::Prack | TxRole::Notify => {}
             TxRole::TransferInvite => self.on_transfer_response(now, key, tx, resp),
-            TxRole::TransferReinvite => self.on_transfer_reinvite_response(now, key, resp),
+            TxRole::TransferReinvite => self.on_transfer_reinvite_response(now, key, tx, resp),
             TxRole::Bye => {
                 if resp.status >= 200 {
                     self.client_tx_done(now, key);
@@ -964,10 +1000,8 @@ impl Switch {
                         .and_then(|c| c.leg(side))
                         .filter(|_| is_invite)
                         .map(|leg| (leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(0)), leg.peer));
-                    if let Some((mut ack, peer)) = ack {
-                        ack.headers
-                            .push_front(HeaderName::Via, self.via(peer.transport));
-                        self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+                    if let Some((ack, peer)) = ack {
+                        self.send_ack(tx, peer, ack);
                     }
                     self.arm_session(now, key, side, &resp.headers, false);
                 } else if matches!(resp.status, 408 | 481) {
@@ -1028,7 +1062,7 @@ impl Switch {
         }
         call.clear_timer(CallTimer::Ring);
         if resp.is_success() {
-            self.on_b_answered(now, key, resp);
+            self.on_b_answered(now, key, tx, resp);
             return;
         }
         // Failure: maybe authenticate to the trunk and try again.
@@ -1159,37 +1193,40 @@ impl Switch {
         self.schedule(key);
     }
 
-    fn on_b_answered(&mut self, now: Instant, key: CallKey, resp: Response) {
+    fn on_b_answered(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Response) {
         let t1 = self.timers.t1;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if call.state != CallState::Early {
-            return;
-        }
         let Some(b) = call.b.as_mut() else { return };
         b.learn_from_response(&resp);
+        let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+        let ack = b.ack(seq);
+        let b_peer = b.peer;
+        if call.state != CallState::Early {
+            // The caller is gone (CANCEL/2xx race, ring timeout): ACK the answer and hang up.
+            let _g = call.span.clone().entered();
+            info!("callee answered after the call ended; hanging up");
+            self.send_ack(tx, b_peer, ack);
+            self.send_bye(now, key, Side::B);
+            return;
+        }
         if !resp.body.is_empty() {
             b.last_sdp_received = Some(resp.body.clone());
         }
-        let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
-        let mut ack = b.ack(seq);
-        let b_peer = b.peer;
         let a_offered = !call.a_invite.body.is_empty();
-        ack.headers.push_front(HeaderName::Via, String::new()); // placeholder replaced below
-        ack.headers.remove_first(&HeaderName::Via);
         call.state = CallState::Answered;
         self.stats.calls_answered += 1;
-        let via = self.via(b_peer.transport);
-        let call = self.calls.get_mut(&key).expect("present");
-        ack.headers.push_front(HeaderName::Via, via);
         if a_offered {
-            self.layer
-                .send_stateless(b_peer, Bytes::from(ack.to_bytes()));
+            self.send_ack(tx, b_peer, ack);
         } else {
             // Late offer: B's 2xx carries the offer; A's ACK will carry the answer for B.
-            call.held_ack[Side::B.idx()] = Some(ack);
+            let via = self.via(b_peer.transport);
+            let mut ack = ack;
+            ack.headers.push_front(HeaderName::Via, via);
+            self.calls.get_mut(&key).expect("present").held_ack[Side::B.idx()] = Some((ack, tx));
         }
+        let call = self.calls.get_mut(&key).expect("present");
         // 200 to A.
         let mut ok = response_to(&call.a_invite, 200, None, Some(&call.a.local_tag));
         ok.headers
@@ -1460,6 +1497,7 @@ impl Switch {
         }
         for tx in &call.tx_ids {
             self.txs.remove(tx);
+            self.acks.remove(tx);
         }
         let _g = call.span.enter();
         debug!("call forgotten");
@@ -1506,16 +1544,15 @@ impl Switch {
         if call.retrans[s].take().is_some() {
             call.clear_timer(CallTimer::Retransmit2xx(s as u8));
         }
-        if let Some(mut held) = call.held_ack[side.other().idx()].take() {
+        if let Some((mut held, held_tx)) = call.held_ack[side.other().idx()].take() {
             if !ack.body.is_empty() {
                 if let Some(ct) = ack.headers.get(&HeaderName::ContentType) {
                     held.headers.push(HeaderName::ContentType, ct);
                 }
                 held.body = ack.body.clone();
             }
-            if let Some(other) = call.leg_mut(side.other()) {
-                let p = other.peer;
-                self.layer.send_stateless(p, Bytes::from(held.to_bytes()));
+            if let Some(p) = call.leg(side.other()).map(|l| l.peer) {
+                self.send_ack(held_tx, p, held);
             }
         }
         let _ = now;
@@ -1678,7 +1715,7 @@ impl Switch {
         &mut self,
         now: Instant,
         key: CallKey,
-        _tx: TxId,
+        tx: TxId,
         origin: TxId,
         origin_side: Side,
         resp: Response,
@@ -1727,17 +1764,13 @@ impl Switch {
                     let ack = other.ack(seq);
                     let peer = other.peer;
                     if orig_req.body.is_empty() {
-                        call.held_ack[other_side.idx()] = Some(ack);
-                        let via = self.via(peer.transport);
-                        let call = self.calls.get_mut(&key).expect("present");
-                        if let Some(h) = call.held_ack[other_side.idx()].as_mut() {
-                            h.headers.push_front(HeaderName::Via, via);
-                        }
-                    } else {
                         let mut ack = ack;
                         ack.headers
                             .push_front(HeaderName::Via, self.via(peer.transport));
-                        self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+                        self.calls.get_mut(&key).expect("present").held_ack[other_side.idx()] =
+                            Some((ack, tx));
+                    } else {
+                        self.send_ack(tx, peer, ack);
                     }
                 }
                 let call = self.calls.get_mut(&key).expect("present");
@@ -2197,7 +2230,13 @@ impl Switch {
         self.track(rtx, key, TxRole::TransferReinvite);
     }
 
-    fn on_transfer_reinvite_response(&mut self, now: Instant, key: CallKey, resp: Response) {
+    fn on_transfer_reinvite_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        tx: TxId,
+        resp: Response,
+    ) {
         if resp.status < 200 {
             return;
         }
@@ -2211,11 +2250,9 @@ impl Switch {
         // ACK the transferee's 2xx (or the transaction did for a failure).
         if resp.is_success() {
             let leg = call.leg(transferee).expect("transferee");
-            let mut ack = leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(0));
+            let ack = leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(0));
             let peer = leg.peer;
-            ack.headers
-                .push_front(HeaderName::Via, self.via(peer.transport));
-            self.layer.send_stateless(peer, Bytes::from(ack.to_bytes()));
+            self.send_ack(tx, peer, ack);
         } else {
             let (code, reason) = map_failure(resp.status, &resp.reason);
             // Release the new party; the original call goes on.
@@ -2235,8 +2272,7 @@ impl Switch {
                 ack.body = resp.body.clone();
                 tr.leg.last_sdp_sent = Some(resp.body.clone());
             }
-            self.layer
-                .send_stateless(tr.leg.peer, Bytes::from(ack.to_bytes()));
+            self.send_ack(tr.invite_tx, tr.leg.peer, ack);
         }
         // Tell the transferor, release it, and put the new party in its place.
         let transferor = tr.transferor;
@@ -2279,8 +2315,7 @@ impl Switch {
         if tr.ack.is_some() {
             let mut leg = tr.leg;
             if let Some(ack) = tr.ack {
-                self.layer
-                    .send_stateless(leg.peer, Bytes::from(ack.to_bytes()));
+                self.send_ack(tr.invite_tx, leg.peer, ack);
             }
             let mut bye = leg.request(Method::Bye);
             let p = leg.peer;

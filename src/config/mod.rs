@@ -101,6 +101,57 @@ pub struct Profile {
     pub timers: Timers,
     pub limits: Limits,
     pub registrar: RegistrarSettings,
+    pub media: MediaSettings,
+}
+
+/// A codec Switchboard can speak on a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+    Opus,
+}
+
+impl Codec {
+    /// The profile keyword (`pcmu`, `pcma`, `opus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+            Codec::Opus => "opus",
+        }
+    }
+}
+
+/// How media is anchored: where RTP sockets live and what the legs may speak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSettings {
+    /// IP the RTP sockets bind to; `None` = the first listener's address.
+    pub address: Option<IpAddr>,
+    /// IP written in SDP instead (NAT); `None` = the bound address.
+    pub advertised: Option<IpAddr>,
+    /// Inclusive RTP port range (even ports are RTP, the odd one above RTCP).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Preference order for negotiation on every leg; telephone-event is always offered.
+    pub codecs: Vec<Codec>,
+    pub ptime: Duration,
+    /// A leg that sends no RTP for this long ends the call.
+    pub rtp_timeout: Duration,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            address: None,
+            advertised: None,
+            port_min: 20000,
+            port_max: 29999,
+            codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
+            ptime: Duration::from_millis(20),
+            rtp_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Profile {
@@ -268,6 +319,8 @@ pub struct Route {
     pub matcher: NumberMatch,
     pub from: RouteSource,
     pub target: RouteTarget,
+    /// Record calls on this route (stereo WAV in the data directory).
+    pub record: bool,
 }
 
 /// Which callers a route applies to.

@@ -26,6 +26,18 @@ pub(super) struct RawProfile {
     pub timers: Option<S<RawTimers>>,
     pub limits: Option<S<RawLimits>>,
     pub registrar: Option<S<RawRegistrar>>,
+    pub media: Option<S<RawMedia>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMedia {
+    pub address: Option<S<String>>,
+    pub advertised: Option<S<String>>,
+    pub rtp_ports: Option<S<String>>,
+    pub codecs: SpannedList<String>,
+    pub ptime: Option<S<String>>,
+    pub rtp_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,6 +110,7 @@ pub(super) struct RawRoute {
     pub regex: Option<S<String>>,
     pub from: Option<S<Node>>,
     pub to: Option<S<Node>>,
+    pub record: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -823,3 +823,56 @@ fn error_messages_neutralise_control_characters() {
     assert!(!e.contains('\u{1b}'), "{e}");
     assert!(e.contains("\\u{1b}"), "{e}");
 }
+
+#[test]
+fn media_section_parses_with_defaults_and_values() {
+    let p = ok(BASE);
+    assert_eq!(p.media, MediaSettings::default());
+    let p = ok(&format!(
+        "{BASE}media: {{ address: 127.0.0.1, advertised: 203.0.113.9, rtp_ports: 30000-30099, codecs: [opus, pcma], ptime: 40ms, rtp_timeout: 15s }}\n"
+    ));
+    assert_eq!(p.media.address, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(p.media.advertised, Some("203.0.113.9".parse().unwrap()));
+    assert_eq!((p.media.port_min, p.media.port_max), (30000, 30099));
+    assert_eq!(p.media.codecs, vec![Codec::Opus, Codec::Pcma]);
+    assert_eq!(p.media.ptime, Duration::from_millis(40));
+    assert_eq!(p.media.rtp_timeout, Duration::from_secs(15));
+    let demo = parse_profile(Path::new("d.yaml"), DEMO).expect("demo");
+    assert_eq!(
+        demo.media.codecs,
+        vec![Codec::Pcmu, Codec::Pcma, Codec::Opus]
+    );
+}
+
+#[test]
+fn media_section_errors_name_their_place() {
+    let e = errs(&format!(
+        "{BASE}media: {{ address: nowhere, rtp_ports: 9-8, codecs: [pcmu, g729, pcmu], ptime: 25ms }}\n"
+    ));
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("p.yaml:4:19: media.address must be an IP address")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("p.yaml:4:39: rtp_ports must be")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|l| l.contains("g729")), "{e:?}");
+    assert!(
+        e.iter().any(|l| l.contains("codec pcmu listed twice")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|l| l.contains("ptime must be one of")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn routes_may_record() {
+    let p = ok(&format!("{BASE}routes:\n  - {{ number: \"7\", to: echo, record: true }}\n  - {{ number: \"8\", to: echo }}\n"));
+    assert!(p.routes[0].record);
+    assert!(!p.routes[1].record);
+}

@@ -9,13 +9,13 @@ use serde_saphyr::Location;
 
 use super::error::{position, sanitize, unknown_word, ConfigError};
 use super::raw::{
-    Node, RawCredentials, RawInbound, RawLimits, RawListener, RawOutbound, RawProfile,
+    Node, RawCredentials, RawInbound, RawLimits, RawListener, RawMedia, RawOutbound, RawProfile,
     RawRegistrar, RawRoute, RawTimers, RawTrunk, RawUser, SpannedList, S,
 };
 use super::{
-    parse_duration, Credentials, DigestAlgorithm, IpNet, Limits, Listener, NumberMatch, Profile,
-    RegistrarSettings, Route, RouteSource, RouteTarget, Secret, Timers, TransportKind, Trunk,
-    TrunkInbound, TrunkOutbound, User,
+    parse_duration, Codec, Credentials, DigestAlgorithm, IpNet, Limits, Listener, MediaSettings,
+    NumberMatch, Profile, RegistrarSettings, Route, RouteSource, RouteTarget, Secret, Timers,
+    TransportKind, Trunk, TrunkInbound, TrunkOutbound, User,
 };
 
 /// RFC 4028: Min-SE must not be below 90 seconds.
@@ -75,6 +75,7 @@ pub(super) fn build(path: &Path, doc: S<RawProfile>) -> Result<Profile, Vec<Conf
     let routes = routes(&mut cx, raw.routes, &user_names, &trunk_names);
     let timers = timers(&mut cx, raw.timers);
     let limits = limits(&mut cx, raw.limits);
+    let media = media(&mut cx, raw.media);
 
     if !cx.errors.is_empty() {
         let mut errors = cx.errors;
@@ -92,6 +93,7 @@ pub(super) fn build(path: &Path, doc: S<RawProfile>) -> Result<Profile, Vec<Conf
             timers,
             limits,
             registrar,
+            media,
         }),
         // Unreachable in practice: a None always comes with an error.
         _ => Err(vec![ConfigError::new(path, 1, 1, "invalid profile")]),
@@ -665,6 +667,7 @@ fn routes(
     for item in items(raw) {
         let item_at = at(&item);
         let r = item.value;
+        let record = r.record;
         let matcher = route_matcher(cx, item_at, r.number, r.prefix, r.range, r.regex);
         let from = match r.from {
             Some(f) => route_source(cx, &f, trunks),
@@ -677,6 +680,7 @@ fn routes(
                 matcher,
                 from,
                 target,
+                record: record.is_some_and(|r| r.value),
             });
         }
     }
@@ -1080,6 +1084,96 @@ fn limits(cx: &mut Ctx, raw: Option<S<RawLimits>>) -> Limits {
 
 /// `None` when the algorithm list is unusable (the error is already reported);
 /// other problems are reported but still yield settings, so user checks can run.
+const CODECS: &[(&str, Codec)] = &[
+    ("pcmu", Codec::Pcmu),
+    ("pcma", Codec::Pcma),
+    ("opus", Codec::Opus),
+];
+
+fn media(cx: &mut Ctx, raw: Option<S<RawMedia>>) -> MediaSettings {
+    let d = MediaSettings::default();
+    let Some(raw) = raw else {
+        return d;
+    };
+    let sec = at(&raw);
+    let r = raw.value;
+    let ip = |cx: &mut Ctx, s: &Option<S<String>>, what: &str| -> Option<IpAddr> {
+        let s = s.as_ref()?;
+        match s.value.trim().parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                cx.err(
+                    at(s),
+                    format!("{what} must be an IP address, not {:?}", sanitize(&s.value)),
+                );
+                None
+            }
+        }
+    };
+    let address = ip(cx, &r.address, "media.address");
+    let advertised = ip(cx, &r.advertised, "media.advertised");
+    let (mut port_min, mut port_max) = (d.port_min, d.port_max);
+    if let Some(ports) = &r.rtp_ports {
+        let parsed = ports.value.split_once('-').and_then(|(a, b)| {
+            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((a, b)) if a >= 1024 && a < b && b - a >= 3 => (port_min, port_max) = (a, b),
+            Some(_) => cx.err(
+                at(ports),
+                "rtp_ports must be LOW-HIGH with 1024 <= LOW < HIGH and room for two calls",
+            ),
+            None => cx.err(
+                at(ports),
+                format!(
+                    "rtp_ports must look like 20000-29999, not {:?}",
+                    sanitize(&ports.value)
+                ),
+            ),
+        }
+    }
+    let codecs = match r.codecs {
+        None => d.codecs.clone(),
+        Some(list) => {
+            let list_at = at(&list);
+            let mut out = Vec::new();
+            for c in list.value {
+                if let Some(codec) = keyword(cx, &c, "codec", CODECS) {
+                    if out.contains(&codec) {
+                        cx.err(at(&c), format!("codec {} listed twice", codec.as_str()));
+                    }
+                    out.push(codec);
+                }
+            }
+            if out.is_empty() {
+                cx.err(
+                    list_at,
+                    "codecs must list at least one of `pcmu`, `pcma`, `opus`",
+                );
+            }
+            out
+        }
+    };
+    let (ptime, ptime_at) = duration(cx, r.ptime, d.ptime, sec, "ptime");
+    let ptime = ptime.unwrap_or(d.ptime);
+    if ![10, 20, 30, 40, 60].contains(&ptime.as_millis()) {
+        cx.err(
+            ptime_at,
+            "ptime must be one of 10ms, 20ms, 30ms, 40ms, 60ms",
+        );
+    }
+    let (rtp_timeout, _) = duration(cx, r.rtp_timeout, d.rtp_timeout, sec, "rtp_timeout");
+    MediaSettings {
+        address,
+        advertised,
+        port_min,
+        port_max,
+        codecs,
+        ptime,
+        rtp_timeout: rtp_timeout.unwrap_or(d.rtp_timeout),
+    }
+}
+
 fn registrar(cx: &mut Ctx, raw: Option<S<RawRegistrar>>) -> Option<RegistrarSettings> {
     let d = RegistrarSettings::default();
     let Some(raw) = raw else {

@@ -10,6 +10,8 @@
 
 pub mod call;
 pub mod config;
+pub mod media;
 pub mod runtime;
+pub mod sdp;
 pub mod sip;
 pub mod telemetry;

@@ -58,9 +58,6 @@ pub struct Leg {
     /// Methods the peer allows (from Allow), for choosing UPDATE vs re-INVITE.
     pub peer_allows_update: bool,
     pub session: Option<SessionTimer>,
-    /// The last session description we sent on this leg (re-used by refresh re-INVITEs).
-    pub last_sdp_sent: Option<bytes::Bytes>,
-    pub last_sdp_received: Option<bytes::Bytes>,
     pub span: tracing::Span,
 }
 

@@ -15,6 +15,7 @@
 //! until the media engine anchors it.
 
 mod leg;
+mod media;
 mod register;
 mod routing;
 #[cfg(test)]
@@ -22,9 +23,12 @@ mod tests;
 mod trunk_register;
 
 pub use leg::{Leg, SessionTimer, Side};
+pub use media::{MediaControl, MediaLog, RecordedMedia};
 pub use routing::{Identity, RouteDecision};
 
 use crate::config::Profile;
+use crate::media::engine::{LegId, MediaCommand, MediaEvent};
+use crate::sdp::Direction;
 use crate::sip::auth::{NonceIssuer, Verifier};
 use crate::sip::message::{
     self, parse, response_to, HeaderName, Message, Method, NameAddr, Request, Response, Uri,
@@ -33,11 +37,14 @@ use crate::sip::registrar::{Registrar, RegistrarLimits};
 use crate::sip::transaction::{Incoming, Timers, TransactionLayer, Transmit, TuEvent, TxId};
 use crate::sip::transport::{Peer, Transport};
 use bytes::Bytes;
+use media::{CallMedia, MediaLeg, SDP};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
+use std::collections::VecDeque;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, info_span, warn};
@@ -86,6 +93,10 @@ pub struct SwitchConfig {
     pub trunk_addrs: HashMap<String, SocketAddr>,
     pub seed: u64,
     pub nonce_secret: [u8; 32],
+    /// The media engine's ports and commands.
+    pub media: Box<dyn MediaControl>,
+    /// Where recordings go (`recordings/` below it).
+    pub data_dir: PathBuf,
 }
 
 /// Where a new leg goes.
@@ -99,6 +110,8 @@ struct Destination {
     trunks: Vec<String>,
     /// Who the far end is, for the decisions it may ask of us (transfers).
     identity: Identity,
+    /// The route asks for recording.
+    record: bool,
 }
 
 /// Counters for `/metrics`.
@@ -115,6 +128,7 @@ pub struct Stats {
     pub registrations_ok: u64,
     pub auth_failures: u64,
     pub foreign_in_dialog_rejected: u64,
+    pub dtmf_digits: u64,
 }
 
 type CallKey = u64;
@@ -161,8 +175,6 @@ enum TxRole {
     Forwarded { origin: TxId, origin_side: Side },
     /// The INVITE to a transfer target.
     TransferInvite,
-    /// The re-INVITE that moves the transferee to the transfer target.
-    TransferReinvite,
     /// A NOTIFY about a transfer's progress.
     Notify,
     /// The initial INVITE from A (server side).
@@ -172,9 +184,9 @@ enum TxRole {
 }
 
 /// A blind transfer (RFC 3515 REFER) the switch carries out: the transferor asked that the
-/// transferee be connected to a new party; the new leg is invited without an offer, its offer
-/// is sent to the transferee in a re-INVITE, and the transferee's answer goes back in the new
-/// leg's ACK. Then the transferor is told (NOTIFY with a sipfrag) and released.
+/// transferee be connected to a new party. The new party gets our offer on a media leg of
+/// its own; when it answers, the media engine bridges it to the transferee (who notices
+/// nothing), the transferor is told (NOTIFY with a sipfrag) and released.
 #[derive(Debug)]
 struct Transfer {
     transferor: Side,
@@ -184,8 +196,8 @@ struct Transfer {
     invite_tx: TxId,
     identity: Identity,
     trunks: Vec<String>,
-    /// The new leg answered: the ACK to send it once the transferee answers the re-INVITE.
-    ack: Option<Request>,
+    /// The new party's media leg.
+    media: MediaLeg,
 }
 
 #[derive(Debug)]
@@ -219,7 +231,6 @@ struct Call {
     /// A 2xx we sent per side, retransmitted until ACK.
     retrans: [Option<Retrans2xx>; 2],
     /// An ACK held for a side until the other side's ACK brings the late-offer answer.
-    held_ack: [Option<(Request, TxId)>; 2],
     /// Reliable provisional to A awaiting PRACK: (bytes, rseq, interval, give_up).
     reliable_1xx: Option<(Bytes, u32, Duration, Instant)>,
     a_rseq: u32,
@@ -231,6 +242,27 @@ struct Call {
     released: bool,
     /// Every transaction id this call put in the switch's index.
     tx_ids: Vec<TxId>,
+    /// Media legs and recording.
+    media: CallMedia,
+    /// An echo test: the caller hears itself, there is no B leg.
+    echo: bool,
+    /// DTMF digits received, in order (RFC 4733, in-band, SIP INFO).
+    digits: String,
+    recording_path: Option<PathBuf>,
+    answered_at: Option<Instant>,
+}
+
+/// What the API shows of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSummary {
+    pub id: u64,
+    pub state: &'static str,
+    pub caller: String,
+    pub called: String,
+    pub codecs: [Option<String>; 2],
+    pub digits: String,
+    pub recording: Option<PathBuf>,
+    pub duration_ms: u64,
 }
 
 impl Call {
@@ -296,6 +328,12 @@ pub struct Switch {
     /// ACK waits for a late-offer answer). Every retransmitted 2xx gets the same ACK again
     /// (RFC 3261 §13.2.2.4).
     acks: HashMap<TxId, Option<(Peer, Bytes)>>,
+    media: Box<dyn MediaControl>,
+    /// Media leg → call and side, for the engine's events.
+    leg_index: HashMap<LegId, (CallKey, Side)>,
+    data_dir: PathBuf,
+    /// Calls that ended, newest last (bounded).
+    recent: VecDeque<CallSummary>,
     /// Transactions of trunk registrations → index in `trunk_regs`.
     reg_txs: HashMap<TxId, usize>,
 }
@@ -338,6 +376,10 @@ impl Switch {
             stats: Stats::default(),
             trunk_regs: Vec::new(),
             acks: HashMap::new(),
+            media: cfg.media,
+            leg_index: HashMap::new(),
+            data_dir: cfg.data_dir,
+            recent: VecDeque::new(),
             reg_txs: HashMap::new(),
         };
         sw.init_trunk_registrations(now);
@@ -664,7 +706,7 @@ impl Switch {
             Err(reject) => return self.reject(now, tx, &req, reject),
         };
         let from_user = req.from().ok().and_then(|f| f.uri.user);
-        let decision = self.route(
+        let (decision, record) = self.route(
             &identity,
             req.uri.user.as_deref().unwrap_or(""),
             from_user.as_deref(),
@@ -678,10 +720,14 @@ impl Switch {
                 self.reject(now, tx, &req, routing::Reject::Challenge { stale: false })
             }
             RouteDecision::Unavailable(what) => self.respond(now, tx, &req, 480, Some(&what), None),
+            RouteDecision::Echo => self.start_echo(now, peer, tx, req, identity, record),
             RouteDecision::User(_) | RouteDecision::Trunk(_) => {
                 let number = req.uri.user.clone().unwrap_or_default();
                 match self.resolve(now, &decision, &number) {
-                    Ok(dest) => self.start_call(now, peer, tx, req, identity, dest),
+                    Ok(mut dest) => {
+                        dest.record = record;
+                        self.start_call(now, peer, tx, req, identity, dest)
+                    }
                     Err((status, reason)) => {
                         self.respond(now, tx, &req, status, Some(&reason), None)
                     }
@@ -717,6 +763,7 @@ impl Switch {
                     to: format!("<sip:{}@{}>", ext, self.profile.realm),
                     trunks: vec![],
                     identity: Identity::LocalUser(ext.clone()),
+                    record: false,
                 })
             }
             RouteDecision::Trunk(name) => {
@@ -748,6 +795,7 @@ impl Switch {
                     to: format!("<sip:{}@{}>", number, out.host),
                     trunks: vec![name.clone()],
                     identity: Identity::Trunk(name.clone()),
+                    record: false,
                 })
             }
             RouteDecision::Reject { status, reason } => {
@@ -755,6 +803,7 @@ impl Switch {
             }
             RouteDecision::Challenge => Err((403, "Not allowed".into())),
             RouteDecision::Unavailable(what) => Err((480, what.clone())),
+            RouteDecision::Echo => Err((480, "The echo test cannot be a transfer target".into())),
         }
     }
 
@@ -776,45 +825,40 @@ impl Switch {
         true
     }
 
-    fn start_call(
+    /// Creates a call for an INVITE with its A leg (no B leg yet) and takes the trunk's
+    /// capacity for an inbound trunk call. `None` when the INVITE was refused.
+    fn new_call(
         &mut self,
         now: Instant,
         peer: Peer,
         tx: TxId,
         req: Request,
         identity: Identity,
-        dest: Destination,
-    ) {
-        let Destination {
-            uri: target,
-            peer: target_peer,
-            to,
-            mut trunks,
-            identity: b_identity,
-        } = dest;
+        mut trunks: Vec<String>,
+    ) -> Option<CallKey> {
         if let Identity::Trunk(name) = &identity {
             if !trunks.contains(name) {
                 // Inbound trunk calls count against the trunk's caps too.
                 if !self.trunk_admit(now, name) {
-                    return self.respond(now, tx, &req, 503, Some("Trunk capacity reached"), None);
+                    self.respond(now, tx, &req, 503, Some("Trunk capacity reached"), None);
+                    return None;
                 }
                 trunks.push(name.clone());
             }
         }
+        let (Ok(from), Ok(to_a), Ok(call_id)) =
+            (req.from(), req.to(), req.call_id().map(str::to_string))
+        else {
+            return None;
+        };
         for t in &trunks {
             self.trunk_use.entry(t.clone()).or_default().active += 1;
         }
         let key = self.next_call;
         self.next_call += 1;
         self.stats.calls_started += 1;
-        let (Ok(from), Ok(to_a), Ok(call_id)) =
-            (req.from(), req.to(), req.call_id().map(str::to_string))
-        else {
-            return;
-        };
         let span = info_span!("call", id = key);
         let a_tag = self.token(10);
-        let a_contact = self.contact(peer.transport);
         let a_target = req
             .contacts()
             .ok()
@@ -838,25 +882,120 @@ impl Switch {
                 .iter()
                 .map(|r| r.to_string())
                 .collect(),
-            contact: a_contact,
+            contact: self.contact(peer.transport),
             peer_allows_update: leg::allows_update(&req.headers),
             session: None,
-            last_sdp_sent: None,
-            last_sdp_received: (!req.body.is_empty()).then(|| req.body.clone()),
             span: info_span!(parent: &span, "leg", side = "a", call_id = %call_id),
         };
-        // The B leg's INVITE.
+        let a_requires_100rel = req.has_option_tag(&HeaderName::Require, "100rel");
+        let mut call = Call {
+            span,
+            state: CallState::Early,
+            a,
+            b: None,
+            a_invite_tx: tx,
+            a_invite: req,
+            b_invite: None,
+            b_invite_tx: None,
+            identities: [identity.clone(), identity],
+            transfer: None,
+            trunks,
+            cancel_pending: false,
+            b_provisional: false,
+            b_auth_tried: false,
+            retrans: [None, None],
+            reliable_1xx: None,
+            a_rseq: self.rng.gen_range(1..10_000),
+            a_requires_100rel,
+            timers: vec![],
+            open_client_txs: 0,
+            released: false,
+            tx_ids: vec![tx],
+            media: CallMedia::default(),
+            echo: false,
+            digits: String::new(),
+            recording_path: None,
+            answered_at: None,
+        };
+        call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+        self.calls.insert(key, call);
+        self.txs.insert(tx, (key, TxRole::AInvite));
+        self.dialogs.insert((call_id, a_tag), (key, Side::A));
+        // A media leg for the caller; its offer is answered now, so a bad one fails early.
+        if let Err(e) = self.media_allocate(key, Side::A) {
+            warn!(error = %e, "no media ports");
+            self.fail_call(now, key, 503, Some("No media resources"));
+            return None;
+        }
+        let offer = self
+            .calls
+            .get(&key)
+            .map(|c| c.a_invite.body.clone())
+            .unwrap_or_default();
+        if !offer.is_empty() {
+            if let Err(e) = self.media_answer(key, Side::A, &offer) {
+                info!(error = %e, "caller's offer refused");
+                self.fail_call(now, key, 488, Some(&e.to_string()));
+                return None;
+            }
+        }
+        Some(key)
+    }
+
+    /// A call to a destination: the A leg, then the B leg's INVITE with our own offer.
+    fn start_call(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: Request,
+        identity: Identity,
+        dest: Destination,
+    ) {
+        let Destination {
+            uri: target,
+            peer: target_peer,
+            to,
+            trunks,
+            identity: b_identity,
+            record,
+        } = dest;
+        let caller = req.from().ok().map(|f| {
+            (
+                f.uri.user.clone().unwrap_or_else(|| "anonymous".into()),
+                f.display.clone(),
+            )
+        });
+        let called = req.uri.user.clone().unwrap_or_default();
+        let Some(key) = self.new_call(now, peer, tx, req, identity.clone(), trunks) else {
+            return;
+        };
+        let (caller_user, display) = caller.unwrap_or_else(|| ("anonymous".into(), None));
+        if let Err(e) = self.media_allocate(key, Side::B) {
+            warn!(error = %e, "no media ports");
+            return self.fail_call(now, key, 503, Some("No media resources"));
+        }
+        let call_id = self
+            .calls
+            .get(&key)
+            .map(|c| c.a.call_id.clone())
+            .unwrap_or_default();
+        if record {
+            self.media_record(key, &call_id);
+        }
+        let offer = self.media_offer(key, Side::B, Direction::SendRecv);
         let b_call_id = format!("{}@switchboard", self.token(20));
         let b_tag = self.token(10);
-        let caller_user = from.uri.user.clone().unwrap_or_else(|| "anonymous".into());
         let mut b_from = NameAddr::new(Uri::sip(Some(&caller_user), &self.profile.realm, None));
-        b_from.display = from.display.clone();
-        let b_contact = self.contact(target_peer.transport);
+        b_from.display = display;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         let mut b = Leg {
             side: Side::B,
             peer: target_peer,
             call_id: b_call_id.clone(),
-            local_tag: b_tag,
+            local_tag: b_tag.clone(),
             remote_tag: None,
             local_uri: b_from.to_string(),
             remote_uri: to,
@@ -864,18 +1003,18 @@ impl Switch {
             remote_cseq: None,
             remote_target: target,
             route_set: vec![],
-            contact: b_contact,
+            contact: String::new(),
             peer_allows_update: false,
             session: None,
-            last_sdp_sent: (!req.body.is_empty()).then(|| req.body.clone()),
-            last_sdp_received: None,
-            span: info_span!(parent: &span, "leg", side = "b", call_id = %b_call_id),
+            span: info_span!(parent: &call.span, "leg", side = "b", call_id = %b_call_id),
         };
+        b.contact = self.contact(target_peer.transport);
         let mut invite = b.request(Method::Invite);
         invite
             .headers
             .push_front(HeaderName::Via, self.via(target_peer.transport));
-        let mf = req.max_forwards().unwrap_or(70).saturating_sub(1);
+        let call = self.calls.get_mut(&key).expect("present");
+        let mf = call.a_invite.max_forwards().unwrap_or(70).saturating_sub(1);
         invite.headers.set(HeaderName::MaxForwards, mf.to_string());
         invite.headers.push(HeaderName::Allow, ALLOW);
         invite.headers.push(HeaderName::Supported, SUPPORTED);
@@ -888,51 +1027,146 @@ impl Switch {
             self.profile.timers.min_se.as_secs().to_string(),
         );
         invite.headers.push(HeaderName::UserAgent, USER_AGENT);
-        if let Some(ct) = req.headers.get(&HeaderName::ContentType) {
-            invite.headers.push(HeaderName::ContentType, ct);
+        if let Some(body) = offer {
+            invite.headers.push(HeaderName::ContentType, SDP);
+            invite.body = body;
         }
-        invite.body = req.body.clone();
-        let a_requires_100rel = req.has_option_tag(&HeaderName::Require, "100rel");
         {
-            let _g = span.enter();
-            info!(from = %redact(&caller_user), to = %redact(req.uri.user.as_deref().unwrap_or("")), ?identity, dest = %target_peer, "call started");
+            let _g = call.span.enter();
+            info!(from = %redact(&caller_user), to = %redact(&called), ?identity, dest = %target_peer, "call started");
         }
-        let b_tx = self.layer.send_request(now, invite.clone(), target_peer);
-        self.txs.insert(tx, (key, TxRole::AInvite));
-        self.txs.insert(b_tx, (key, TxRole::BInvite));
-        // (tracked in the call's tx_ids below)
-        self.dialogs.insert((call_id, a_tag), (key, Side::A));
-        self.dialogs
-            .insert((b_call_id, b.local_tag.clone()), (key, Side::B));
-        b.last_sdp_sent = (!invite.body.is_empty()).then(|| invite.body.clone());
-        let mut call = Call {
-            span,
-            state: CallState::Early,
-            a,
-            b: Some(b),
-            a_invite_tx: tx,
-            a_invite: req,
-            b_invite: Some(invite),
-            b_invite_tx: Some(b_tx),
-            identities: [identity.clone(), b_identity],
-            transfer: None,
-            trunks,
-            cancel_pending: false,
-            b_provisional: false,
-            b_auth_tried: false,
-            retrans: [None, None],
-            held_ack: [None, None],
-            reliable_1xx: None,
-            a_rseq: self.rng.gen_range(1..10_000),
-            a_requires_100rel,
-            timers: vec![],
-            open_client_txs: 0,
-            released: false,
-            tx_ids: vec![tx, b_tx],
-        };
-        call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
-        self.calls.insert(key, call);
+        call.identities[Side::B.idx()] = b_identity;
+        call.b = Some(b);
+        call.b_invite = Some(invite.clone());
+        let b_tx = self.layer.send_request(now, invite, target_peer);
+        let call = self.calls.get_mut(&key).expect("present");
+        call.b_invite_tx = Some(b_tx);
+        self.track(b_tx, key, TxRole::BInvite);
+        self.dialogs.insert((b_call_id, b_tag), (key, Side::B));
         self.schedule(key);
+    }
+
+    /// The echo test: answer at once and send the caller's audio back to it.
+    fn start_echo(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: Request,
+        identity: Identity,
+        record: bool,
+    ) {
+        let Some(key) = self.new_call(now, peer, tx, req, identity, vec![]) else {
+            return;
+        };
+        if record {
+            let call_id = self
+                .calls
+                .get(&key)
+                .map(|c| c.a.call_id.clone())
+                .unwrap_or_default();
+            self.media_record(key, &call_id);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.echo = true;
+        call.clear_timer(CallTimer::Ring);
+        let a_offered = !call.a_invite.body.is_empty();
+        let body = if a_offered {
+            self.media_answer_body(key, Side::A)
+        } else {
+            self.media_offer(key, Side::A, Direction::SendRecv)
+        };
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = CallState::Answered;
+        call.answered_at = Some(now);
+        self.stats.calls_answered += 1;
+        let req = call.a_invite.clone();
+        {
+            let _g = call.span.enter();
+            info!("echo test answered");
+        }
+        self.respond_2xx(now, key, Side::A, tx, &req, body);
+        if a_offered {
+            self.media_commit_answer(key, Side::A);
+        }
+        self.arm_session(now, key, Side::A, &Default::default(), true);
+    }
+
+    /// Answers `req` (from `side`) with 200: Contact, Session-Expires echoed, an SDP body when
+    /// given; INVITE 2xx are retransmitted until their ACK (RFC 3261 §13.3.1.4).
+    fn respond_2xx(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        side: Side,
+        tx: TxId,
+        req: &Request,
+        body: Option<Bytes>,
+    ) {
+        let t1 = self.timers.t1;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(leg) = call.leg(side) else { return };
+        let mut ok = response_to(req, 200, None, Some(&leg.local_tag));
+        if req.method != Method::Info {
+            ok.headers.push(HeaderName::Contact, leg.contact.as_str());
+            ok.headers.push(HeaderName::Allow, ALLOW);
+            ok.headers.push(HeaderName::Supported, SUPPORTED);
+        }
+        if matches!(req.method, Method::Invite | Method::Update) {
+            let initial = tx == call.a_invite_tx;
+            let a_supports = req.has_option_tag(&HeaderName::Supported, "timer")
+                || req.has_option_tag(&HeaderName::Require, "timer");
+            let (interval, refresher) = match session_expires(&req.headers) {
+                Some((se, r)) => (se, r.unwrap_or_else(|| "uac".into())),
+                None => (
+                    self.profile.timers.session_expires,
+                    if a_supports {
+                        "uac".into()
+                    } else {
+                        "uas".into()
+                    },
+                ),
+            };
+            ok.headers.push(
+                HeaderName::SessionExpires,
+                format!("{};refresher={}", interval.as_secs(), refresher),
+            );
+            if a_supports {
+                ok.headers.push(HeaderName::Require, "timer");
+            }
+            if initial || session_expires(&req.headers).is_some() {
+                if let Some(l) = call.leg_mut(side) {
+                    l.session = Some(SessionTimer {
+                        interval,
+                        we_refresh: refresher == "uas",
+                    });
+                }
+            }
+        }
+        ok.headers.push(HeaderName::Server, USER_AGENT);
+        if let Some(b) = body {
+            ok.headers.push(HeaderName::ContentType, SDP);
+            ok.body = b;
+        }
+        self.layer.respond(now, tx, &ok);
+        if req.method == Method::Invite {
+            let call = self.calls.get_mut(&key).expect("present");
+            let s = side.idx();
+            call.retrans[s] = Some(Retrans2xx {
+                tx,
+                bytes: Bytes::from(ok.to_bytes()),
+                interval: t1,
+                give_up: now + 64 * t1,
+            });
+            call.set_timer(CallTimer::Retransmit2xx(s as u8), now + t1);
+            self.schedule(key);
+        }
     }
 
     // ------------------------------------------------------------------------------------
@@ -977,7 +1211,6 @@ impl Switch {
             TxRole::BInvite => self.on_b_invite_response(now, key, tx, resp),
             TxRole::Cancel | TxRole::Prack | TxRole::Notify => {}
             TxRole::TransferInvite => self.on_transfer_response(now, key, tx, resp),
-            TxRole::TransferReinvite => self.on_transfer_reinvite_response(now, key, tx, resp),
             TxRole::Bye => {
                 if resp.status >= 200 {
                     self.client_tx_done(now, key);
@@ -1152,6 +1385,19 @@ impl Switch {
     }
 
     fn relay_provisional(&mut self, now: Instant, key: CallKey, resp: &Response) {
+        // An early answer from B (183 with SDP) completes B's plan; A then gets our answer
+        // to its offer and early media flows. A caller who made no offer gets none here: an
+        // offer may only go in a reliable provisional or the 200.
+        let early = !resp.body.is_empty() && self.media_accept(key, Side::B, &resp.body).is_ok();
+        let a_offered = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| !c.a_invite.body.is_empty());
+        let body = if early && a_offered {
+            self.media_answer_body(key, Side::A)
+        } else {
+            None
+        };
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1164,12 +1410,10 @@ impl Switch {
         out.headers
             .push(HeaderName::Contact, call.a.contact.as_str());
         out.headers.push(HeaderName::Allow, ALLOW);
-        if !resp.body.is_empty() {
-            if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
-                out.headers.push(HeaderName::ContentType, ct);
-            }
-            out.body = resp.body.clone();
-            call.a.last_sdp_sent = Some(resp.body.clone());
+        let with_sdp = body.is_some();
+        if let Some(b) = body {
+            out.headers.push(HeaderName::ContentType, SDP);
+            out.body = b;
         }
         if call.a_requires_100rel {
             if call.reliable_1xx.is_some() {
@@ -1190,11 +1434,13 @@ impl Switch {
         }
         let tx = call.a_invite_tx;
         self.layer.respond(now, tx, &out);
+        if with_sdp {
+            self.media_commit_answer(key, Side::A);
+        }
         self.schedule(key);
     }
 
     fn on_b_answered(&mut self, now: Instant, key: CallKey, tx: TxId, resp: Response) {
-        let t1 = self.timers.t1;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1211,80 +1457,45 @@ impl Switch {
             self.send_bye(now, key, Side::B);
             return;
         }
-        if !resp.body.is_empty() {
-            b.last_sdp_received = Some(resp.body.clone());
-        }
-        let a_offered = !call.a_invite.body.is_empty();
-        call.state = CallState::Answered;
-        self.stats.calls_answered += 1;
-        if a_offered {
-            self.send_ack(tx, b_peer, ack);
+        self.send_ack(tx, b_peer, ack);
+        // B's answer to our offer, unless it already came in a 183.
+        let answered = if !resp.body.is_empty() {
+            self.media_accept(key, Side::B, &resp.body)
+                .map_err(|e| e.to_string())
+        } else if self.media_awaiting_answer(key, Side::B) {
+            Err("no SDP answer in the 200".to_string())
         } else {
-            // Late offer: B's 2xx carries the offer; A's ACK will carry the answer for B.
-            let via = self.via(b_peer.transport);
-            let mut ack = ack;
-            ack.headers.push_front(HeaderName::Via, via);
-            self.calls.get_mut(&key).expect("present").held_ack[Side::B.idx()] = Some((ack, tx));
-        }
-        let call = self.calls.get_mut(&key).expect("present");
-        // 200 to A.
-        let mut ok = response_to(&call.a_invite, 200, None, Some(&call.a.local_tag));
-        ok.headers
-            .push(HeaderName::Contact, call.a.contact.as_str());
-        ok.headers.push(HeaderName::Allow, ALLOW);
-        ok.headers.push(HeaderName::Supported, SUPPORTED);
-        ok.headers.push(HeaderName::Server, USER_AGENT);
-        if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
-            if !resp.body.is_empty() {
-                ok.headers.push(HeaderName::ContentType, ct);
-            }
-        }
-        ok.body = resp.body.clone();
-        if !ok.body.is_empty() {
-            call.a.last_sdp_sent = Some(ok.body.clone());
-        }
-        // Session timer on A (RFC 4028 §9): answer with the interval; the caller refreshes
-        // when it supports timers, else we do.
-        let a_supports = call
-            .a_invite
-            .has_option_tag(&HeaderName::Supported, "timer")
-            || call.a_invite.has_option_tag(&HeaderName::Require, "timer");
-        let (interval, refresher) = match session_expires(&call.a_invite.headers) {
-            Some((se, r)) => (se, r.unwrap_or_else(|| "uac".into())),
-            None => (
-                self.profile.timers.session_expires,
-                if a_supports {
-                    "uac".into()
-                } else {
-                    "uas".into()
-                },
-            ),
+            Ok(())
         };
-        ok.headers.push(
-            HeaderName::SessionExpires,
-            format!("{};refresher={}", interval.as_secs(), refresher),
-        );
-        if a_supports {
-            ok.headers.push(HeaderName::Require, "timer");
+        if let Err(why) = answered {
+            info!(%why, "callee's answer refused");
+            self.send_bye(now, key, Side::B);
+            return self.fail_call(now, key, 488, Some("Callee's media is not acceptable"));
         }
-        call.a.session = Some(SessionTimer {
-            interval,
-            we_refresh: refresher == "uas",
-        });
-        let tx = call.a_invite_tx;
-        self.layer.respond(now, tx, &ok);
         let call = self.calls.get_mut(&key).expect("present");
-        call.retrans[Side::A.idx()] = Some(Retrans2xx {
-            tx,
-            bytes: Bytes::from(ok.to_bytes()),
-            interval: t1,
-            give_up: now + 64 * t1,
-        });
-        call.set_timer(CallTimer::Retransmit2xx(0), now + t1);
+        call.state = CallState::Answered;
+        call.answered_at = Some(now);
+        self.stats.calls_answered += 1;
+        // 200 to A: our answer to its offer, or our own offer (late offer: the answer comes
+        // in A's ACK).
+        let a_offered = !call.a_invite.body.is_empty();
+        let body = if a_offered {
+            self.media_answer_body(key, Side::A)
+        } else {
+            self.media_offer(key, Side::A, Direction::SendRecv)
+        };
+        let call = self.calls.get_mut(&key).expect("present");
         call.reliable_1xx = None;
         call.clear_timer(CallTimer::Reliable1xx);
-        let _g = call.span.clone().entered();
-        info!("answered");
+        let (a_tx, a_req) = (call.a_invite_tx, call.a_invite.clone());
+        {
+            let _g = call.span.enter();
+            info!("answered");
+        }
+        self.respond_2xx(now, key, Side::A, a_tx, &a_req, body);
+        if a_offered {
+            self.media_commit_answer(key, Side::A);
+        }
         self.arm_session(now, key, Side::A, &Default::default(), true);
         self.arm_session(now, key, Side::B, &resp.headers, false);
         self.schedule(key);
@@ -1341,13 +1552,9 @@ impl Switch {
         let Some(&(key, side)) = self.dialogs.get(&(call_id.to_string(), tag.to_string())) else {
             return;
         };
-        let Some(call) = self.calls.get(&key) else {
+        let Some(leg) = self.calls.get(&key).and_then(|c| c.leg(side)) else {
             return;
         };
-        let Some(leg) = call.leg(side) else { return };
-        if call.held_ack[side.idx()].is_some() {
-            return;
-        }
         let seq = resp.cseq().map(|c| c.seq).unwrap_or(0);
         let mut ack = leg.ack(seq);
         let peer = leg.peer;
@@ -1455,8 +1662,28 @@ impl Switch {
     }
 
     /// Keeps an ending call around long enough to absorb retransmissions, then forgets it.
+    /// Its media and trunk capacity are freed now.
     fn linger(&mut self, now: Instant, key: CallKey) {
         self.release(key);
+        if let Some(call) = self.calls.get(&key) {
+            if call.transfer.is_some() {
+                self.transfer_failed(now, key, 487, "Request Terminated", false);
+            }
+        }
+        let had_media = self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.media.legs.iter().any(Option::is_some));
+        if had_media {
+            let summary = self.summary(now, key);
+            self.media_release(key);
+            if let Some(s) = summary {
+                if self.recent.len() >= 200 {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(s);
+            }
+        }
         let t4 = self.timers.t4;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -1466,6 +1693,99 @@ impl Switch {
             now + t4.max(Duration::from_secs(1)) + Duration::from_secs(5),
         );
         self.schedule(key);
+    }
+
+    fn summary(&self, now: Instant, key: CallKey) -> Option<CallSummary> {
+        let c = self.calls.get(&key)?;
+        let codec = |side: Side| {
+            c.media
+                .leg(side)
+                .and_then(|l| l.plan.as_ref())
+                .map(|p| p.codec.encoding.clone())
+        };
+        Some(CallSummary {
+            id: key,
+            state: match c.state {
+                CallState::Early => "ringing",
+                CallState::Answered => "answered",
+                CallState::Ending => {
+                    if c.answered_at.is_some() {
+                        "ended"
+                    } else {
+                        "failed"
+                    }
+                }
+            },
+            caller: NameAddr::parse(&c.a.remote_uri)
+                .and_then(|n| n.uri.user)
+                .unwrap_or_default(),
+            called: c.a_invite.uri.user.clone().unwrap_or_default(),
+            codecs: [codec(Side::A), codec(Side::B)],
+            digits: c.digits.clone(),
+            recording: c.recording_path.clone(),
+            duration_ms: c
+                .answered_at
+                .map(|a| now.saturating_duration_since(a).as_millis() as u64)
+                .unwrap_or(0),
+        })
+    }
+
+    /// Calls in progress and the most recent ended ones (newest last), for the API.
+    pub fn call_summaries(&self, now: Instant) -> Vec<CallSummary> {
+        let mut out: Vec<CallSummary> = self.recent.iter().cloned().collect();
+        let mut live: Vec<CallKey> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.state != CallState::Ending)
+            .map(|(k, _)| *k)
+            .collect();
+        live.sort();
+        out.extend(live.into_iter().filter_map(|k| self.summary(now, k)));
+        out
+    }
+
+    /// An event from the media engine.
+    pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        match event {
+            MediaEvent::Dtmf { leg, digit, inband } => {
+                if let Some(&(key, side)) = self.leg_index.get(&leg) {
+                    self.on_digit(key, side, digit, if inband { "in-band" } else { "rfc4733" });
+                }
+            }
+            MediaEvent::Inactive { leg } => {
+                if let Some(&(key, side)) = self.leg_index.get(&leg) {
+                    if self
+                        .calls
+                        .get(&key)
+                        .is_some_and(|c| c.state == CallState::Answered)
+                    {
+                        self.end_call(
+                            now,
+                            key,
+                            None,
+                            if side == Side::A {
+                                "no RTP from the caller"
+                            } else {
+                                "no RTP from the callee"
+                            },
+                        );
+                    }
+                }
+            }
+            MediaEvent::PlayFinished { .. } => {}
+            MediaEvent::RecordingStopped { rec } => debug!(rec, "recording stopped"),
+        }
+    }
+
+    /// A DTMF digit from a side of a call.
+    fn on_digit(&mut self, key: CallKey, side: Side, digit: char, how: &'static str) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.digits.push(digit);
+        self.stats.dtmf_digits += 1;
+        let _g = call.span.enter();
+        info!(%digit, side = ?side, how, "dtmf");
     }
 
     /// Gives back the call's trunk capacity once it has ended.
@@ -1544,18 +1864,14 @@ impl Switch {
         if call.retrans[s].take().is_some() {
             call.clear_timer(CallTimer::Retransmit2xx(s as u8));
         }
-        if let Some((mut held, held_tx)) = call.held_ack[side.other().idx()].take() {
-            if !ack.body.is_empty() {
-                if let Some(ct) = ack.headers.get(&HeaderName::ContentType) {
-                    held.headers.push(HeaderName::ContentType, ct);
-                }
-                held.body = ack.body.clone();
-            }
-            if let Some(p) = call.leg(side.other()).map(|l| l.peer) {
-                self.send_ack(held_tx, p, held);
+        // Late offer: the ACK carries the answer to the offer in our 2xx.
+        if !ack.body.is_empty() && self.media_awaiting_answer(key, side) {
+            if let Err(e) = self.media_accept(key, side, &ack.body) {
+                info!(error = %e, "answer in ACK refused");
+                self.end_call(now, key, None, "unacceptable SDP answer");
             }
         }
-        let _ = now;
+        self.schedule(key);
     }
 
     // ------------------------------------------------------------------------------------
@@ -1645,68 +1961,146 @@ impl Switch {
         }
     }
 
-    /// Forwards a re-INVITE, UPDATE or INFO to the other leg and remembers where the answer goes.
+    /// An in-dialog re-INVITE, UPDATE or INFO from `side`. Offers are answered by us and
+    /// turned into our own offer to the other side (in the same direction, so hold and
+    /// unhold carry across); the answer to the origin waits for the other side's answer.
+    /// A re-INVITE without an offer gets our offer in the 200; an UPDATE without one is a
+    /// session refresh. DTMF in INFO is taken here; other INFO passes through.
     fn forward_request(&mut self, now: Instant, key: CallKey, side: Side, tx: TxId, req: Request) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if req.method == Method::Invite && call.retrans.iter().any(Option::is_some) {
+        if req.method == Method::Invite
+            && (call.retrans.iter().any(Option::is_some) || call.transfer.is_some())
+        {
             return self.respond(now, tx, &req, 491, None, None);
         }
+        let echo = call.echo;
         let leg = call.leg_mut(side).expect("side exists");
         if matches!(req.method, Method::Invite | Method::Update) {
             leg.learn_from_request(&req);
-            if !req.body.is_empty() {
-                leg.last_sdp_received = Some(req.body.clone());
-            }
-        }
-        // A refresh from the peer resets its session expiry.
-        if matches!(req.method, Method::Invite | Method::Update) {
             if let Some((se, _)) = session_expires(&req.headers) {
                 if let Some(st) = leg.session.as_mut() {
                     st.interval = se;
                 }
             }
+            self.arm_session(now, key, side, &Default::default(), true);
         }
-        let Some(other) = call.leg_mut(side.other()) else {
-            return self.respond(now, tx, &req, 481, None, None);
-        };
-        if other.remote_tag.is_none() {
-            return self.respond(now, tx, &req, 491, None, None);
-        }
-        let mut fwd = other.request(req.method.clone());
-        if let Some(ct) = req.headers.get(&HeaderName::ContentType) {
-            fwd.headers.push(HeaderName::ContentType, ct);
-        }
-        for h in [HeaderName::Other("Info-Package".into()), HeaderName::Event] {
-            if let Some(v) = req.headers.get(&h) {
-                fwd.headers.push(h, v);
+        self.track(tx, key, TxRole::Local);
+        if req.method == Method::Info {
+            if let Some(digit) = dtmf_from_info(&req) {
+                self.respond(now, tx, &req, 200, None, None);
+                self.on_digit(key, side, digit, "info");
+                // The other side hears it as RFC 4733 when it negotiated events, else as INFO.
+                let other = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.media.leg(side.other()))
+                    .and_then(|l| l.plan.as_ref().map(|p| (l.id, p.telephone_event.is_some())));
+                match other {
+                    Some((id, true)) => self
+                        .media
+                        .command(MediaCommand::SendDigit { leg: id, digit }),
+                    _ if !echo => self.send_in_dialog(now, key, side.other(), &req, None, None),
+                    _ => {}
+                }
+                return;
             }
+            if echo {
+                return self.respond(now, tx, &req, 200, None, None);
+            }
+            return self.send_in_dialog(now, key, side.other(), &req, None, Some((tx, side)));
         }
-        if req.method != Method::Info {
+        if req.body.is_empty() {
+            // No offer: a re-INVITE wants ours (the ACK answers); an UPDATE just refreshes.
+            let body = if req.method == Method::Invite {
+                self.media_offer(key, side, Direction::SendRecv)
+            } else {
+                None
+            };
+            return self.respond_2xx(now, key, side, tx, &req, body);
+        }
+        let direction = match self.media_answer(key, side, &req.body) {
+            Ok(()) => self
+                .calls
+                .get(&key)
+                .and_then(|c| c.media.leg(side))
+                .and_then(|l| l.pending_answer.as_ref())
+                .map(|(_, p)| p.direction.reverse()),
+            Err(e) => return self.respond(now, tx, &req, 488, Some(&e.to_string()), None),
+        };
+        let direction = direction.unwrap_or(Direction::SendRecv);
+        let other_ready = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.leg(side.other()))
+            .is_some_and(|l| l.remote_tag.is_some());
+        if echo || !other_ready {
+            // Nobody to tell: answer here.
+            let body = self.media_answer_body(key, side);
+            self.respond_2xx(now, key, side, tx, &req, body);
+            return self.media_commit_answer(key, side);
+        }
+        // The forwarded request carries our offer, not the origin's.
+        let body = self.media_offer(key, side.other(), direction);
+        self.send_in_dialog(now, key, side.other(), &req, body, Some((tx, side)));
+    }
+
+    /// Sends `req`'s method on `to_side`'s dialog; with `origin`, the answer is relayed back
+    /// to that server transaction. An INVITE/UPDATE carries `offer` (ours, for that leg);
+    /// other methods carry `req`'s own body.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        to_side: Side,
+        req: &Request,
+        offer: Option<Bytes>,
+        origin: Option<(TxId, Side)>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(other) = call.leg_mut(to_side) else {
+            if let Some((tx, _)) = origin {
+                self.respond(now, tx, req, 481, None, None);
+            }
+            return;
+        };
+        let mut fwd = other.request(req.method.clone());
+        if matches!(req.method, Method::Invite | Method::Update) {
             fwd.headers.push(HeaderName::Allow, ALLOW);
             fwd.headers.push(HeaderName::Supported, SUPPORTED);
-        }
-        fwd.body = req.body.clone();
-        if !fwd.body.is_empty() && req.method != Method::Info {
-            other.last_sdp_sent = Some(fwd.body.clone());
+            if let Some(body) = offer {
+                fwd.headers.push(HeaderName::ContentType, SDP);
+                fwd.body = body;
+            }
+        } else {
+            for h in [
+                HeaderName::ContentType,
+                HeaderName::Other("Info-Package".into()),
+                HeaderName::Event,
+            ] {
+                if let Some(v) = req.headers.get(&h) {
+                    fwd.headers.push(h, v);
+                }
+            }
+            fwd.body = req.body.clone();
         }
         let peer = other.peer;
         fwd.headers
             .push_front(HeaderName::Via, self.via(peer.transport));
         let client = self.layer.send_request(now, fwd, peer);
-        self.track(
-            client,
-            key,
-            TxRole::Forwarded {
-                origin: tx,
-                origin_side: side,
-            },
-        );
-        self.track(tx, key, TxRole::Local);
-        let is_refresh = matches!(req.method, Method::Invite | Method::Update);
-        if is_refresh {
-            self.arm_session(now, key, side, &Default::default(), true);
+        match origin {
+            Some((origin, origin_side)) => self.track(
+                client,
+                key,
+                TxRole::Forwarded {
+                    origin,
+                    origin_side,
+                },
+            ),
+            None => self.track(client, key, TxRole::Notify),
         }
     }
 
@@ -1720,76 +2114,77 @@ impl Switch {
         origin_side: Side,
         resp: Response,
     ) {
-        let t1 = self.timers.t1;
         let Some(orig_req) = self.layer.request(origin).cloned() else {
             return;
         };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(origin_leg) = call.leg(origin_side) else {
-            return;
-        };
-        let mut out = response_to(
-            &orig_req,
-            resp.status,
-            Some(&resp.reason),
-            Some(&origin_leg.local_tag),
-        );
-        if resp.status >= 200 && resp.status < 300 && orig_req.method != Method::Info {
-            out.headers
-                .push(HeaderName::Contact, origin_leg.contact.as_str());
-            if let Some(se) = resp.headers.get(&HeaderName::SessionExpires) {
-                // The origin side refreshes its own leg.
-                let secs = se.split(';').next().unwrap_or("").trim().to_string();
-                out.headers
-                    .push(HeaderName::SessionExpires, format!("{secs};refresher=uac"));
-            }
-        }
-        if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
-            if !resp.body.is_empty() {
-                out.headers.push(HeaderName::ContentType, ct);
-            }
-        }
-        out.body = resp.body.clone();
         let other_side = origin_side.other();
-        if orig_req.method == Method::Invite && resp.status >= 200 {
-            // ACK the other leg's 2xx now unless the origin's ACK must bring the answer.
-            if resp.is_success() {
-                if let Some(other) = call.leg_mut(other_side) {
-                    if !resp.body.is_empty() {
-                        other.last_sdp_received = Some(resp.body.clone());
-                    }
-                    let seq = resp.cseq().map(|c| c.seq).unwrap_or(0);
-                    let ack = other.ack(seq);
-                    let peer = other.peer;
-                    if orig_req.body.is_empty() {
-                        let mut ack = ack;
-                        ack.headers
-                            .push_front(HeaderName::Via, self.via(peer.transport));
-                        self.calls.get_mut(&key).expect("present").held_ack[other_side.idx()] =
-                            Some((ack, tx));
-                    } else {
-                        self.send_ack(tx, peer, ack);
-                    }
-                }
-                let call = self.calls.get_mut(&key).expect("present");
-                if let Some(l) = call.leg_mut(origin_side) {
-                    if !out.body.is_empty() {
-                        l.last_sdp_sent = Some(out.body.clone());
-                    }
-                }
-                call.retrans[origin_side.idx()] = Some(Retrans2xx {
-                    tx: origin,
-                    bytes: Bytes::from(out.to_bytes()),
-                    interval: t1,
-                    give_up: now + 64 * t1,
-                });
-                call.set_timer(CallTimer::Retransmit2xx(origin_side.idx() as u8), now + t1);
-                self.schedule(key);
+        let sdp_method = matches!(orig_req.method, Method::Invite | Method::Update);
+        if orig_req.method == Method::Invite && resp.is_success() {
+            // ACK the other leg now: its answer came in this 2xx.
+            if let Some(other) = self.calls.get(&key).and_then(|c| c.leg(other_side)) {
+                let ack = other.ack(resp.cseq().map(|c| c.seq).unwrap_or(0));
+                let peer = other.peer;
+                self.send_ack(tx, peer, ack);
             }
         }
-        self.layer.respond(now, origin, &out);
+        if resp.status < 200 {
+            if resp.status > 100 && !sdp_method {
+                let tag = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.leg(origin_side))
+                    .map(|l| l.local_tag.clone());
+                let out = response_to(&orig_req, resp.status, Some(&resp.reason), tag.as_deref());
+                self.layer.respond(now, origin, &out);
+            }
+            return;
+        }
+        if !sdp_method {
+            // INFO and the like: status and body as they are.
+            let tag = self
+                .calls
+                .get(&key)
+                .and_then(|c| c.leg(origin_side))
+                .map(|l| l.local_tag.clone());
+            let mut out = response_to(&orig_req, resp.status, Some(&resp.reason), tag.as_deref());
+            if let Some(ct) = resp.headers.get(&HeaderName::ContentType) {
+                out.headers.push(HeaderName::ContentType, ct);
+                out.body = resp.body.clone();
+            }
+            return self.layer.respond(now, origin, &out);
+        }
+        if !resp.is_success() {
+            // The other side refused: the origin's offer is refused too; old plans stay.
+            if let Some(l) = self
+                .calls
+                .get_mut(&key)
+                .and_then(|c| c.media.leg_mut(origin_side))
+            {
+                l.pending_answer = None;
+            }
+            if let Some(l) = self
+                .calls
+                .get_mut(&key)
+                .and_then(|c| c.media.leg_mut(other_side))
+            {
+                l.our_offer = None;
+            }
+            let tag = self
+                .calls
+                .get(&key)
+                .and_then(|c| c.leg(origin_side))
+                .map(|l| l.local_tag.clone());
+            let out = response_to(&orig_req, resp.status, Some(&resp.reason), tag.as_deref());
+            return self.layer.respond(now, origin, &out);
+        }
+        if !resp.body.is_empty() {
+            if let Err(e) = self.media_accept(key, other_side, &resp.body) {
+                info!(error = %e, "answer to our re-offer refused");
+            }
+        }
+        let body = self.media_answer_body(key, origin_side);
+        self.respond_2xx(now, key, origin_side, origin, &orig_req, body);
+        self.media_commit_answer(key, origin_side);
     }
 
     // ------------------------------------------------------------------------------------
@@ -1816,10 +2211,7 @@ impl Switch {
                 }
                 (TxRole::Bye, _) => self.client_tx_done(now, key),
                 (TxRole::TransferInvite, TuEvent::Timeout) => {
-                    self.transfer_failed(now, key, 408, "Request Timeout")
-                }
-                (TxRole::TransferReinvite, TuEvent::Timeout) => {
-                    self.transfer_failed(now, key, 408, "Request Timeout")
+                    self.transfer_failed(now, key, 408, "Request Timeout", false)
                 }
                 (TxRole::Refresh(side), TuEvent::Timeout) => {
                     self.end_call(now, key, Some(side), "session refresh timed out")
@@ -1958,6 +2350,7 @@ impl Switch {
     }
 
     fn send_refresh(&mut self, now: Instant, key: CallKey, side: Side) {
+        let sdp = self.media_last_sent(key, side);
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -1980,8 +2373,9 @@ impl Switch {
         );
         req.headers.push(HeaderName::Supported, SUPPORTED);
         if method == Method::Invite {
-            if let Some(sdp) = leg.last_sdp_sent.clone() {
-                req.headers.push(HeaderName::ContentType, "application/sdp");
+            // The same description again (same version): nothing changes but the timer.
+            if let Some(sdp) = sdp {
+                req.headers.push(HeaderName::ContentType, SDP);
                 req.body = sdp;
             }
         }
@@ -2045,7 +2439,7 @@ impl Switch {
         let number = target.uri.user.clone().unwrap_or_default();
         let identity = call.identities[side.idx()].clone();
         // The transfer target is routed as if the transferor dialled it.
-        let decision = self.route(&identity, &number, None);
+        let (decision, _) = self.route(&identity, &number, None);
         let dest = match decision {
             RouteDecision::User(_) | RouteDecision::Trunk(_) => {
                 self.resolve(now, &decision, &number)
@@ -2053,6 +2447,7 @@ impl Switch {
             RouteDecision::Reject { status, reason } => Err((status, reason.unwrap_or_default())),
             RouteDecision::Challenge => Err((403, "Transfer target not allowed".into())),
             RouteDecision::Unavailable(w) => Err((480, w)),
+            RouteDecision::Echo => Err((480, "The echo test cannot be a transfer target".into())),
         };
         let dest = match dest {
             Ok(d) => d,
@@ -2066,6 +2461,13 @@ impl Switch {
                     Some(&reason),
                     None,
                 );
+            }
+        };
+        let media = match self.new_media_leg() {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "no media ports for a transfer");
+                return self.respond(now, tx, &req, 503, Some("No media resources"), None);
             }
         };
         self.respond(now, tx, &req, 202, None, None);
@@ -2091,7 +2493,7 @@ impl Switch {
         let local_tag = self.token(10);
         let contact = self.contact(dest.peer.transport);
         let mut leg = Leg {
-            side: transferee.other(),
+            side,
             peer: dest.peer,
             call_id: call_id.clone(),
             local_tag: local_tag.clone(),
@@ -2106,10 +2508,22 @@ impl Switch {
             contact,
             peer_allows_update: false,
             session: None,
-            last_sdp_sent: None,
-            last_sdp_received: None,
             span,
         };
+        let mut media = media;
+        let first = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.media.leg(transferee))
+            .and_then(|l| l.plan.as_ref())
+            .and_then(|p| media::codec_of(&p.codec.encoding));
+        let prefs = self.codec_prefs(first);
+        let offer = media::offer_on(
+            &mut media,
+            &prefs,
+            self.profile.media.ptime.as_millis() as u32,
+            Direction::SendRecv,
+        );
         let mut invite = leg.request(Method::Invite);
         invite
             .headers
@@ -2117,6 +2531,8 @@ impl Switch {
         invite.headers.push(HeaderName::Allow, ALLOW);
         invite.headers.push(HeaderName::Supported, SUPPORTED);
         invite.headers.push(HeaderName::UserAgent, USER_AGENT);
+        invite.headers.push(HeaderName::ContentType, SDP);
+        invite.body = offer;
         let invite_tx = self.layer.send_request(now, invite.clone(), dest.peer);
         self.dialogs.insert((call_id, local_tag), (key, side));
         self.track(invite_tx, key, TxRole::TransferInvite);
@@ -2128,7 +2544,7 @@ impl Switch {
             invite_tx,
             identity: dest.identity,
             trunks: dest.trunks,
-            ack: None,
+            media,
         });
         self.notify_transferor(now, key, side, "SIP/2.0 100 Trying", false);
     }
@@ -2192,110 +2608,54 @@ impl Switch {
         }
         if !resp.is_success() {
             let (code, reason) = map_failure(resp.status, &resp.reason);
-            return self.transfer_failed(now, key, code, &reason);
+            return self.transfer_failed(now, key, code, &reason, false);
         }
         tr.leg.learn_from_response(&resp);
-        let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
-        let mut ack = tr.leg.ack(seq);
+        let ack = tr.leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(1));
         let peer = tr.leg.peer;
-        tr.leg.last_sdp_received = Some(resp.body.clone());
-        let transferee = tr.transferor.other();
-        let offer = resp.body.clone();
-        let ct = resp
-            .headers
-            .get(&HeaderName::ContentType)
-            .unwrap_or("application/sdp")
-            .to_string();
-        ack.headers
-            .push_front(HeaderName::Via, self.via(peer.transport));
+        let accepted = media::accept_on(&mut tr.media, &resp.body);
+        self.send_ack(tx, peer, ack);
+        if let Err(e) = accepted {
+            info!(error = %e, "transfer target's answer refused");
+            return self.transfer_failed(now, key, 488, "Not Acceptable Here", true);
+        }
+        // Done: tell the transferor, release it, and put the new party in its place.
         let call = self.calls.get_mut(&key).expect("present");
-        call.transfer.as_mut().expect("present").ack = Some(ack);
-        // Move the transferee to the new party: re-INVITE with the new party's offer.
-        let Some(leg) = call.leg_mut(transferee) else {
-            return;
-        };
-        let mut reinvite = leg.request(Method::Invite);
-        reinvite.headers.push(HeaderName::Allow, ALLOW);
-        reinvite.headers.push(HeaderName::Supported, SUPPORTED);
-        if !offer.is_empty() {
-            reinvite.headers.push(HeaderName::ContentType, ct);
-        }
-        reinvite.body = offer.clone();
-        leg.last_sdp_sent = Some(offer);
-        let tpeer = leg.peer;
-        reinvite
-            .headers
-            .push_front(HeaderName::Via, self.via(tpeer.transport));
-        let rtx = self.layer.send_request(now, reinvite, tpeer);
-        self.track(rtx, key, TxRole::TransferReinvite);
-    }
-
-    fn on_transfer_reinvite_response(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        tx: TxId,
-        resp: Response,
-    ) {
-        if resp.status < 200 {
-            return;
-        }
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        let Some(tr) = call.transfer.as_ref() else {
-            return;
-        };
-        let transferee = tr.transferor.other();
-        // ACK the transferee's 2xx (or the transaction did for a failure).
-        if resp.is_success() {
-            let leg = call.leg(transferee).expect("transferee");
-            let ack = leg.ack(resp.cseq().map(|c| c.seq).unwrap_or(0));
-            let peer = leg.peer;
-            self.send_ack(tx, peer, ack);
-        } else {
-            let (code, reason) = map_failure(resp.status, &resp.reason);
-            // Release the new party; the original call goes on.
-            self.transfer_failed(now, key, code, &reason);
-            return;
-        }
-        let call = self.calls.get_mut(&key).expect("present");
-        let mut tr = call.transfer.take().expect("present");
-        if let Some(mut ack) = tr.ack.take() {
-            if !resp.body.is_empty() {
-                ack.headers.push(
-                    HeaderName::ContentType,
-                    resp.headers
-                        .get(&HeaderName::ContentType)
-                        .unwrap_or("application/sdp"),
-                );
-                ack.body = resp.body.clone();
-                tr.leg.last_sdp_sent = Some(resp.body.clone());
-            }
-            self.send_ack(tr.invite_tx, tr.leg.peer, ack);
-        }
-        // Tell the transferor, release it, and put the new party in its place.
+        let tr = call.transfer.take().expect("present");
         let transferor = tr.transferor;
         self.notify_transferor(now, key, transferor, "SIP/2.0 200 OK", true);
         self.send_bye(now, key, transferor);
         let call = self.calls.get_mut(&key).expect("present");
-        tr.leg.side = transferor;
+        let mut new_leg = tr.leg;
+        new_leg.side = transferor;
         let old = match transferor {
-            Side::A => Some(std::mem::replace(&mut call.a, tr.leg)),
-            Side::B => call.b.replace(tr.leg),
+            Side::A => Some(std::mem::replace(&mut call.a, new_leg)),
+            Side::B => call.b.replace(new_leg),
         };
         call.identities[transferor.idx()] = tr.identity;
         call.trunks.extend(tr.trunks);
-        let _g = call.span.clone().entered();
-        info!("transfer completed");
+        {
+            let _g = call.span.enter();
+            info!("transfer completed");
+        }
         if let Some(old) = old {
             // The old leg's BYE is on its way (matched by its transaction); its dialog is over.
             self.dialogs.remove(&(old.call_id, old.local_tag));
         }
+        self.media_replace(key, transferor, tr.media);
         self.arm_session(now, key, transferor, &resp.headers, false);
     }
 
-    fn transfer_failed(&mut self, now: Instant, key: CallKey, code: u16, reason: &str) {
+    /// A transfer did not happen: the new party is released (hung up when it had answered),
+    /// the transferor told, the call goes on as it was.
+    fn transfer_failed(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        code: u16,
+        reason: &str,
+        answered: bool,
+    ) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -2311,26 +2671,23 @@ impl Switch {
             let _g = call.span.enter();
             info!(code, reason, "transfer failed");
         }
-        // If the new party had answered, hang it up.
-        if tr.ack.is_some() {
-            let mut leg = tr.leg;
-            if let Some(ack) = tr.ack {
-                self.send_ack(tr.invite_tx, leg.peer, ack);
-            }
+        self.media
+            .command(MediaCommand::Release { leg: tr.media.id });
+        let mut leg = tr.leg;
+        if answered {
             let mut bye = leg.request(Method::Bye);
             let p = leg.peer;
             bye.headers
                 .push_front(HeaderName::Via, self.via(p.transport));
             let tx = self.layer.send_request(now, bye, p);
             self.track(tx, key, TxRole::Bye);
-            self.dialogs.remove(&(leg.call_id, leg.local_tag));
-        } else {
-            // Still ringing: cancel it.
-            let cancel = cancel_for(&tr.invite, &tr.leg.remote_uri);
-            let tx = self.layer.send_request(now, cancel, tr.leg.peer);
+        } else if code == 487 {
+            // Abandoned while ringing: cancel it.
+            let cancel = cancel_for(&tr.invite, &leg.remote_uri);
+            let tx = self.layer.send_request(now, cancel, leg.peer);
             self.track(tx, key, TxRole::Cancel);
-            self.dialogs.remove(&(tr.leg.call_id, tr.leg.local_tag));
         }
+        self.dialogs.remove(&(leg.call_id, leg.local_tag));
         self.notify_transferor(
             now,
             key,
@@ -2355,6 +2712,27 @@ fn response_peer(peer: Peer, resp: &Response) -> Peer {
         },
         _ => peer,
     }
+}
+
+/// A DTMF digit carried by SIP INFO: `application/dtmf-relay` (`Signal=5`) or
+/// `application/dtmf` (`5`).
+pub fn dtmf_from_info(req: &Request) -> Option<char> {
+    let ct = req.content_type()?;
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let value = match ct.as_str() {
+        "application/dtmf-relay" => body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?,
+        "application/dtmf" => body.trim(),
+        _ => return None,
+    };
+    let c = match value {
+        "10" => '*',
+        "11" => '#',
+        v => v.chars().next()?.to_ascii_uppercase(),
+    };
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(c)
 }
 
 /// The CANCEL for an INVITE we sent (RFC 3261 §9.1): same Request-URI, Via, From, Call-ID,

@@ -29,7 +29,9 @@ pub enum RouteDecision {
         status: u16,
         reason: Option<String>,
     },
-    /// A target this build cannot serve yet (flows, queues, echo) or that is not loaded.
+    /// The echo test: answer and send the caller's audio back.
+    Echo,
+    /// A target this build cannot serve yet (flows, queues) or that is not loaded.
     Unavailable(String),
 }
 
@@ -153,13 +155,13 @@ impl Switch {
     /// The first route whose number and source match. A number that matches only routes for
     /// other sources is refused (403), or challenged when the caller could be a local user.
     /// `from_user` is the caller's own user part (From), used to offer a challenge to a
-    /// softphone that shares a trunk's address.
+    /// softphone that shares a trunk's address. The flag says whether the route records.
     pub fn route(
         &self,
         identity: &Identity,
         number: &str,
         from_user: Option<&str>,
-    ) -> RouteDecision {
+    ) -> (RouteDecision, bool) {
         let number = number.to_string();
         let mut blocked_for_source = false;
         let mut local_only = false;
@@ -182,7 +184,7 @@ impl Switch {
             if blocked_for_source && matches!(r.target, RouteTarget::Reject { .. }) {
                 break;
             }
-            return match &r.target {
+            let decision = match &r.target {
                 RouteTarget::User(Some(ext)) => RouteDecision::User(ext.clone()),
                 RouteTarget::User(None) => {
                     if self.profile.user(&number).is_some() {
@@ -201,30 +203,33 @@ impl Switch {
                 RouteTarget::Queue(q) => {
                     RouteDecision::Unavailable(format!("Queue {q} is not running"))
                 }
-                RouteTarget::Echo => {
-                    RouteDecision::Unavailable("Echo test needs the media engine".into())
-                }
+                RouteTarget::Echo => RouteDecision::Echo,
                 RouteTarget::Reject { code, reason } => RouteDecision::Reject {
                     status: *code,
                     reason: reason.clone(),
                 },
             };
+            return (decision, r.record);
         }
         if blocked_for_source {
             // A trunk caller presenting a local extension as From may be a softphone on a
             // trunk's address: let it authenticate.
             let from_local = from_user.is_some_and(|u| self.profile.user(u).is_some());
             if local_only && from_local && !matches!(identity, Identity::LocalUser(_)) {
-                return RouteDecision::Challenge;
+                return (RouteDecision::Challenge, false);
             }
-            return RouteDecision::Reject {
+            let forbidden = RouteDecision::Reject {
                 status: 403,
                 reason: Some("Not allowed from this source".into()),
             };
+            return (forbidden, false);
         }
-        RouteDecision::Reject {
-            status: 404,
-            reason: None,
-        }
+        (
+            RouteDecision::Reject {
+                status: 404,
+                reason: None,
+            },
+            false,
+        )
     }
 }

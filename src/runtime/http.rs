@@ -12,12 +12,46 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, to_switch: mpsc::Se
     let app = Router::new()
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/api/v1/calls", get(calls))
         .with_state(to_switch);
     let _ = axum::serve(listener, app).await;
 }
 
 async fn health() -> &'static str {
     "ok\n"
+}
+
+/// Calls in progress and the most recent ended ones, newest last.
+async fn calls(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoResponse {
+    let (tx, rx) = oneshot::channel();
+    if to_switch.send(ToSwitch::Calls(tx)).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::Value::Null),
+        );
+    }
+    let Ok(list) = rx.await else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::Value::Null),
+        );
+    };
+    let json: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "id": c.id,
+                "state": c.state,
+                "caller": c.caller,
+                "called": c.called,
+                "codecs": { "caller": c.codecs[0], "callee": c.codecs[1] },
+                "digits": c.digits,
+                "recording": c.recording.map(|p| p.display().to_string()),
+                "duration_ms": c.duration_ms,
+            })
+        })
+        .collect();
+    (StatusCode::OK, axum::Json(serde_json::Value::Array(json)))
 }
 
 async fn metrics(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoResponse {
@@ -105,6 +139,12 @@ async fn metrics(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoRe
         "counter",
         "In-dialog requests from strangers refused.",
         s.foreign_in_dialog_rejected,
+    );
+    put(
+        "switchboard_dtmf_digits_total",
+        "counter",
+        "DTMF digits received (RFC 4733, in-band, SIP INFO).",
+        s.dtmf_digits,
     );
     (StatusCode::OK, out)
 }

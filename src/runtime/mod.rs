@@ -5,6 +5,7 @@
 //! channel. The HTTP server (health, metrics) asks the switch task through the same channel.
 
 mod http;
+mod media;
 mod stream;
 mod tls;
 
@@ -44,6 +45,10 @@ pub(crate) enum ToSwitch {
     },
     /// The HTTP server wants the counters.
     Stats(oneshot::Sender<(Stats, usize)>),
+    /// The HTTP server wants the calls.
+    Calls(oneshot::Sender<Vec<crate::call::CallSummary>>),
+    /// The media thread reports.
+    Media(crate::media::engine::MediaEvent),
 }
 
 /// Runs Switchboard until SIGINT/SIGTERM.
@@ -135,6 +140,18 @@ pub async fn serve(
     info!(addr = %http_addr, "HTTP listening");
     tokio::spawn(http::serve(http_listener, to_switch.clone()));
 
+    let default_ip = local
+        .udp
+        .or(local.tcp)
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let media_ports = media::MediaPorts::start(
+        &profile.media,
+        default_ip,
+        to_switch.clone(),
+        opts.data.clone(),
+    )
+    .context("starting the media thread")?;
     let mut secret = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let now = Instant::now();
@@ -146,6 +163,8 @@ pub async fn serve(
             trunk_addrs,
             seed: rand::random(),
             nonce_secret: secret,
+            media: Box::new(media_ports),
+            data_dir: opts.data.clone(),
         },
     );
     if let Some(r) = ready {
@@ -195,6 +214,8 @@ pub async fn serve(
                 ToSwitch::Connection { peer, writer: Some(w) } => { conns.insert(peer, w); }
                 ToSwitch::Connection { peer, writer: None } => { conns.remove(&peer); }
                 ToSwitch::Stats(reply) => { let _ = reply.send((switch.stats(), switch.registrations())); }
+                ToSwitch::Calls(reply) => { let _ = reply.send(switch.call_summaries(Instant::now())); }
+                ToSwitch::Media(event) => switch.handle_media_event(Instant::now(), event),
             },
             _ = sleep => switch.handle_timeout(Instant::now()),
         }

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchboard::call::{LocalAddrs, Switch, SwitchConfig};
+use switchboard::call::{LocalAddrs, RecordedMedia, Switch, SwitchConfig};
 use switchboard::config::parse_profile;
 use switchboard::sip::auth::{authorization_header, parse_digest, Algorithm};
 use switchboard::sip::message::{
@@ -1343,6 +1343,8 @@ pub struct Sim {
     pub t0: Instant,
     pub now: Instant,
     pub switch: Switch,
+    /// What the switch asked of the media engine.
+    pub media: RecordedMedia,
     pub switch_addr: SocketAddr,
     pub net: Net,
     pub uas: Vec<Ua>,
@@ -1356,6 +1358,7 @@ impl Sim {
         let profile = parse_profile(Path::new("sim.yaml"), profile_yaml)
             .unwrap_or_else(|e| panic!("profile does not load: {e:?}"));
         let t0 = Instant::now();
+        let media = RecordedMedia::default();
         let switch = Switch::new(
             t0,
             SwitchConfig {
@@ -1369,12 +1372,15 @@ impl Sim {
                 trunk_addrs: HashMap::from([("demo-carrier".to_string(), addr(CARRIER))]),
                 seed,
                 nonce_secret: [7; 32],
+                media: Box::new(media.clone()),
+                data_dir: std::env::temp_dir().join("switchboard-sim"),
             },
         );
         Sim {
             t0,
             now: t0,
             switch,
+            media,
             switch_addr: addr(SWITCH),
             net,
             uas: Vec::new(),

@@ -40,8 +40,15 @@ fn call_through(
 
 /// No call left in Switchboard once both sides are done.
 fn assert_no_active_calls(sw: &Switchboard) {
-    let v = sw.wait_metric("switchboard_calls_active", Duration::from_secs(10), |v| v == 0.0);
-    assert_eq!(v, Some(0.0), "switchboard_calls_active after the calls\n{}", sw.metrics());
+    let v = sw.wait_metric("switchboard_calls_active", Duration::from_secs(10), |v| {
+        v == 0.0
+    });
+    assert_eq!(
+        v,
+        Some(0.0),
+        "switchboard_calls_active after the calls\n{}",
+        sw.metrics()
+    );
 }
 
 /// (a) 500 calls at 50 calls/s to a registered SIPp UAS, none may fail.
@@ -53,7 +60,15 @@ fn five_hundred_calls_to_registered_user() {
     let caller = uac("uac", "uac_call.xml", &sw, USER, 500)
         .args(["-r", "50", "-l", "50", "-d", "200"])
         .timeout(Duration::from_secs(120));
-    let (uac, uas) = call_through(&sw, &dir, "uas_answer.xml", &[], caller, 500, Transport::Udp);
+    let (uac, uas) = call_through(
+        &sw,
+        &dir,
+        "uas_answer.xml",
+        &[],
+        caller,
+        500,
+        Transport::Udp,
+    );
     uac.assert_ok(Some(500));
     uas.assert_ok(Some(500));
     assert_no_active_calls(&sw);
@@ -80,7 +95,15 @@ fn bye_from_callee_reaches_caller() {
     let sw = Switchboard::start();
     let dir = TempDir::new("calleebye");
     let caller = uac("uac", "uac_callee_hangs_up.xml", &sw, USER, 3).args(["-r", "5", "-l", "3"]);
-    let (uac, uas) = call_through(&sw, &dir, "uas_bye.xml", &["-d", "500"], caller, 3, Transport::Udp);
+    let (uac, uas) = call_through(
+        &sw,
+        &dir,
+        "uas_bye.xml",
+        &["-d", "500"],
+        caller,
+        3,
+        Transport::Udp,
+    );
     uac.assert_ok(Some(3));
     uas.assert_ok(Some(3));
     assert_no_active_calls(&sw);
@@ -114,8 +137,15 @@ fn calls_survive_ten_percent_loss() {
     let caller = uac("uac", "uac_call.xml", &sw, USER, 100)
         .args(["-r", "10", "-l", "100", "-d", "2000", "-lost", "10"])
         .timeout(Duration::from_secs(120));
-    let (uac, uas) =
-        call_through(&sw, &dir, "uas_answer_lossy.xml", &["-lost", "10"], caller, 100, Transport::Udp);
+    let (uac, uas) = call_through(
+        &sw,
+        &dir,
+        "uas_answer_lossy.xml",
+        &["-lost", "10"],
+        caller,
+        100,
+        Transport::Udp,
+    );
     uac.assert_ok(Some(100));
     uas.assert_ok(Some(100));
     assert!(
@@ -134,7 +164,15 @@ fn register_with_wrong_password_is_refused() {
     let sw = Switchboard::start();
     let dir = TempDir::new("badpass");
     let contact = free_port();
-    let reg = register_with(&sw, &dir, "register_badpass.xml", USER, "not-the-password", contact, Transport::Udp);
+    let reg = register_with(
+        &sw,
+        &dir,
+        "register_badpass.xml",
+        USER,
+        "not-the-password",
+        contact,
+        Transport::Udp,
+    );
     reg.assert_ok(Some(1));
     let call = uac("uac480", "uac_480.xml", &sw, USER, 1).run(&dir);
     call.assert_ok(Some(1));
@@ -162,7 +200,9 @@ fn malformed_message_gets_400_and_service_continues() {
     let _serial = serial();
     let sw = Switchboard::start();
     let dir = TempDir::new("malformed");
-    let before = sw.metric("switchboard_sip_parse_errors_total").unwrap_or(0.0);
+    let before = sw
+        .metric("switchboard_sip_parse_errors_total")
+        .unwrap_or(0.0);
 
     let sip_port = sw.sip_port;
     let answer = udp_exchange(
@@ -193,7 +233,8 @@ fn malformed_message_gets_400_and_service_continues() {
         "the 400's reason phrase should name the CSeq header: {status_line:?}"
     );
     assert!(
-        answer.contains("Call-ID: malformed-1@127.0.0.1") && answer.contains("branch=z9hG4bK-malformed-1"),
+        answer.contains("Call-ID: malformed-1@127.0.0.1")
+            && answer.contains("branch=z9hG4bK-malformed-1"),
         "the 400 should echo Call-ID and Via: {answer}"
     );
 
@@ -207,8 +248,13 @@ fn malformed_message_gets_400_and_service_continues() {
         let _ = udp_exchange(&sw, |_| junk.to_vec(), Duration::from_millis(200));
     }
     assert_eq!(sw.health(), Some(200), "health after malformed input");
-    let after = sw.metric("switchboard_sip_parse_errors_total").unwrap_or(0.0);
-    assert!(after >= before + 2.0, "parse errors counted: before {before}, after {after}");
+    let after = sw
+        .metric("switchboard_sip_parse_errors_total")
+        .unwrap_or(0.0);
+    assert!(
+        after >= before + 2.0,
+        "parse errors counted: before {before}, after {after}"
+    );
 
     let caller = uac("uac", "uac_call.xml", &sw, USER, 1).args(["-d", "200"]);
     let (uac, uas) = call_through(&sw, &dir, "uas_answer.xml", &[], caller, 1, Transport::Udp);
@@ -227,7 +273,10 @@ fn check_reports_broken_profile_with_positions() {
     // An unknown top-level field after `realm:`, and a route to a trunk that
     // does not exist.
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let realm = lines.iter().position(|l| l.starts_with("realm:")).expect("realm line");
+    let realm = lines
+        .iter()
+        .position(|l| l.starts_with("realm:"))
+        .expect("realm line");
     lines.insert(realm + 1, "bogus_setting: 42".to_string());
     let route = lines
         .iter()
@@ -259,8 +308,15 @@ fn check_reports_broken_profile_with_positions() {
     );
 
     let out = run(&bad);
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "check accepted a broken profile:\n{all}");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "check accepted a broken profile:\n{all}"
+    );
     let prefix = format!("{}:", bad.display());
     let positions: Vec<(usize, usize)> = all
         .lines()
@@ -273,9 +329,14 @@ fn check_reports_broken_profile_with_positions() {
             (!msg.trim().is_empty()).then_some((line, col))
         })
         .collect();
-    for (what, want) in [("unknown field", unknown_line), ("unknown trunk", route_line)] {
+    for (what, want) in [
+        ("unknown field", unknown_line),
+        ("unknown trunk", route_line),
+    ] {
         assert!(
-            positions.iter().any(|&(line, col)| line == want && col >= 1),
+            positions
+                .iter()
+                .any(|&(line, col)| line == want && col >= 1),
             "no `{prefix}{want}:COL: message` line for the {what}; output:\n{all}"
         );
     }
@@ -287,7 +348,8 @@ fn calls_over_tcp() {
     let _serial = serial();
     let sw = Switchboard::start();
     let dir = TempDir::new("tcp");
-    let caller = uac("uac", "uac_call.xml", &sw, USER, 10).args(["-r", "10", "-l", "10", "-d", "200"]);
+    let caller =
+        uac("uac", "uac_call.xml", &sw, USER, 10).args(["-r", "10", "-l", "10", "-d", "200"]);
     let (uac, uas) = call_through(&sw, &dir, "uas_answer.xml", &[], caller, 10, Transport::Tcp);
     uac.assert_ok(Some(10));
     uas.assert_ok(Some(10));

@@ -146,7 +146,11 @@ pub fn free_port_block(n: u16) -> u16 {
 pub fn wait_bound(port: u16, tcp: bool, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let taken = if tcp { !tcp_free(port) } else { !udp_free(port) };
+        let taken = if tcp {
+            !tcp_free(port)
+        } else {
+            !udp_free(port)
+        };
         if taken {
             return true;
         }
@@ -181,14 +185,20 @@ pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
-    let body = if chunked { dechunk(body) } else { body.to_string() };
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
     Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -200,12 +210,10 @@ fn dechunk(mut s: &str) -> String {
 
 /// The value of an unlabelled metric in Prometheus text.
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (n, v) = l.split_once(' ')?;
-            (n == name).then(|| v.trim().parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (n, v) = l.split_once(' ')?;
+        (n == name).then(|| v.trim().parse().ok()).flatten()
+    })
 }
 
 // ---------------------------------------------------------------- Switchboard
@@ -251,11 +259,19 @@ impl Switchboard {
             .env("RUST_LOG", "warn")
             .current_dir(dir.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::from(fs::File::create(dir.join("switchboard.stdout")).unwrap()))
+            .stdout(Stdio::from(
+                fs::File::create(dir.join("switchboard.stdout")).unwrap(),
+            ))
             .stderr(Stdio::from(fs::File::create(&stderr).unwrap()))
             .spawn()
             .expect("spawn switchboard");
-        let mut sw = Switchboard { child, sip_port, http_port, dir, stderr };
+        let mut sw = Switchboard {
+            child,
+            sip_port,
+            http_port,
+            dir,
+            stderr,
+        };
         sw.wait_healthy(Duration::from_secs(10));
         sw
     }
@@ -302,7 +318,9 @@ impl Switchboard {
     }
 
     pub fn health(&self) -> Option<u16> {
-        http_get(self.http_port, "/api/v1/health").ok().map(|(s, _)| s)
+        http_get(self.http_port, "/api/v1/health")
+            .ok()
+            .map(|(s, _)| s)
     }
 
     pub fn metrics(&self) -> String {
@@ -318,7 +336,12 @@ impl Switchboard {
     }
 
     /// Polls a metric until `pred` holds (bounded); returns the last value.
-    pub fn wait_metric(&self, name: &str, limit: Duration, pred: impl Fn(f64) -> bool) -> Option<f64> {
+    pub fn wait_metric(
+        &self,
+        name: &str,
+        limit: Duration,
+        pred: impl Fn(f64) -> bool,
+    ) -> Option<f64> {
         let deadline = Instant::now() + limit;
         loop {
             let v = self.metric(name);
@@ -446,7 +469,9 @@ impl Sipp {
             .arg("-error_file")
             .arg(&files.errors);
         if self.trace_msg {
-            cmd.arg("-trace_msg").arg("-message_file").arg(&files.messages);
+            cmd.arg("-trace_msg")
+                .arg("-message_file")
+                .arg(&files.messages);
         }
         cmd.current_dir(dir.path())
             .stdin(Stdio::null())
@@ -528,7 +553,11 @@ impl SippProc {
                 Err(_) => break None,
             }
         };
-        SippRun { name: self.name.clone(), status, files: self.files.clone() }
+        SippRun {
+            name: self.name.clone(),
+            status,
+            files: self.files.clone(),
+        }
     }
 }
 
@@ -600,7 +629,12 @@ impl SippRun {
             t.chars().take(n).collect::<String>()
         };
         let _ = writeln!(out, "stderr:\n{}", head(&self.files.stderr, 3000));
-        let _ = writeln!(out, "errors ({}):\n{}", self.files.errors.display(), head(&self.files.errors, 6000));
+        let _ = writeln!(
+            out,
+            "errors ({}):\n{}",
+            self.files.errors.display(),
+            head(&self.files.errors, 6000)
+        );
         let _ = writeln!(out, "message trace: {}", self.files.messages.display());
         out
     }
@@ -608,7 +642,13 @@ impl SippRun {
     /// Asserts exit code 0 and, when given, the number of successful calls
     /// with no failed ones.
     pub fn assert_ok(&self, calls: Option<u64>) {
-        assert_eq!(self.code(), Some(0), "sipp {} did not succeed\n{}", self.name, self.report());
+        assert_eq!(
+            self.code(),
+            Some(0),
+            "sipp {} did not succeed\n{}",
+            self.name,
+            self.report()
+        );
         if let Some(n) = calls {
             assert_eq!(
                 (self.successful(), self.failed()),
@@ -624,7 +664,13 @@ impl SippRun {
 // ---------------------------------------------------------------- helpers
 
 /// Writes a one-user registration CSV for `tools/sipp/register*.xml`.
-pub fn register_csv(dir: &TempDir, name: &str, user: &str, pass: &str, contact_port: u16) -> PathBuf {
+pub fn register_csv(
+    dir: &TempDir,
+    name: &str,
+    user: &str,
+    pass: &str,
+    contact_port: u16,
+) -> PathBuf {
     let path = dir.join(&format!("{name}.csv"));
     fs::write(
         &path,
@@ -664,14 +710,35 @@ pub fn register_with(
 }
 
 /// REGISTERs `user` over UDP and asserts a 200.
-pub fn register(sw: &Switchboard, dir: &TempDir, user: &str, pass: &str, contact_port: u16) -> SippRun {
-    let run = register_with(sw, dir, "register.xml", user, pass, contact_port, Transport::Udp);
+pub fn register(
+    sw: &Switchboard,
+    dir: &TempDir,
+    user: &str,
+    pass: &str,
+    contact_port: u16,
+) -> SippRun {
+    let run = register_with(
+        sw,
+        dir,
+        "register.xml",
+        user,
+        pass,
+        contact_port,
+        Transport::Udp,
+    );
     run.assert_ok(Some(1));
     run
 }
 
 /// A SIPp UAS on its own port, started and bound.
-pub fn start_uas(dir: &TempDir, name: &str, scenario_file: &str, calls: u64, extra: &[&str], transport: Transport) -> SippProc {
+pub fn start_uas(
+    dir: &TempDir,
+    name: &str,
+    scenario_file: &str,
+    calls: u64,
+    extra: &[&str],
+    transport: Transport,
+) -> SippProc {
     let uas = Sipp::new(name, scenario_file)
         .transport(transport)
         .args(["-m".to_string(), calls.to_string()])
@@ -693,11 +760,16 @@ pub fn uac(name: &str, scenario_file: &str, sw: &Switchboard, number: &str, call
 /// Sends one datagram to Switchboard's UDP listener from a fresh socket and
 /// waits (bounded) for one answer. `build` gets that socket's port, for the
 /// Via header (responses go to the Via's sent-by).
-pub fn udp_exchange(sw: &Switchboard, build: impl Fn(u16) -> Vec<u8>, wait: Duration) -> Option<String> {
+pub fn udp_exchange(
+    sw: &Switchboard,
+    build: impl Fn(u16) -> Vec<u8>,
+    wait: Duration,
+) -> Option<String> {
     let sock = UdpSocket::bind((LOCALHOST, 0)).unwrap();
     let port = sock.local_addr().unwrap().port();
     sock.set_read_timeout(Some(wait)).unwrap();
-    sock.send_to(&build(port), (LOCALHOST, sw.sip_port)).unwrap();
+    sock.send_to(&build(port), (LOCALHOST, sw.sip_port))
+        .unwrap();
     let mut buf = vec![0u8; 65536];
     match sock.recv_from(&mut buf) {
         Ok((n, _)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),

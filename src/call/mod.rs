@@ -260,6 +260,8 @@ pub struct CallSummary {
     pub caller: String,
     pub called: String,
     pub codecs: [Option<String>; 2],
+    /// Our media address per leg (caller, callee), as advertised in SDP.
+    pub media: [Option<SocketAddr>; 2],
     pub digits: String,
     pub recording: Option<PathBuf>,
     pub duration_ms: u64,
@@ -1721,6 +1723,10 @@ impl Switch {
                 .unwrap_or_default(),
             called: c.a_invite.uri.user.clone().unwrap_or_default(),
             codecs: [codec(Side::A), codec(Side::B)],
+            media: [
+                c.media.leg(Side::A).map(|l| l.local),
+                c.media.leg(Side::B).map(|l| l.local),
+            ],
             digits: c.digits.clone(),
             recording: c.recording_path.clone(),
             duration_ms: c

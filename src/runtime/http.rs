@@ -45,6 +45,7 @@ async fn calls(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoResp
                 "caller": c.caller,
                 "called": c.called,
                 "codecs": { "caller": c.codecs[0], "callee": c.codecs[1] },
+                "media": { "caller": c.media[0].map(|a| a.to_string()), "callee": c.media[1].map(|a| a.to_string()) },
                 "digits": c.digits,
                 "recording": c.recording.map(|p| p.display().to_string()),
                 "duration_ms": c.duration_ms,

@@ -68,13 +68,9 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Vec<ConfigError
     // serde-saphyr caps nesting at 64 levels; 64 levels of our visitors in an unoptimised
     // build need more than a test thread's 2 MiB of stack, so parse on a thread of our own.
     let (path, text) = (path.to_path_buf(), text.to_string());
-    let worker =
-        std::thread::Builder::new().stack_size(8 << 20).spawn(
-            move || match serde_saphyr::from_str::<raw::S<raw::RawProfile>>(&text) {
-                Ok(doc) => validate::build(&path, doc),
-                Err(e) => Err(vec![error::from_yaml_error(&path, &e)]),
-            },
-        );
+    let worker = std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn(move || parse_collecting(&path, &text));
     match worker.map(|h| h.join()) {
         Ok(Ok(result)) => result,
         _ => Err(vec![ConfigError::new(
@@ -84,6 +80,108 @@ pub fn parse_profile(path: &Path, text: &str) -> Result<Profile, Vec<ConfigError
             "the profile could not be parsed",
         )]),
     }
+}
+
+/// At most this many unknown fields are reported before the rest of the file is read.
+const MAX_UNKNOWN_FIELDS: usize = 50;
+
+/// Parses and validates, reporting every problem at once. serde stops at the first unknown
+/// field, so each one is recorded, blanked out of a copy of the text (with spaces, keeping
+/// every other position exact), and the copy parsed again.
+fn parse_collecting(path: &Path, text: &str) -> Result<Profile, Vec<ConfigError>> {
+    let mut text = text.to_string();
+    let mut errors = Vec::new();
+    for _ in 0..=MAX_UNKNOWN_FIELDS {
+        match serde_saphyr::from_str::<raw::S<raw::RawProfile>>(&text) {
+            Ok(doc) => {
+                return match validate::build(path, doc) {
+                    Ok(p) if errors.is_empty() => Ok(p),
+                    Ok(_) => Err(errors),
+                    Err(more) => {
+                        errors.extend(more);
+                        errors.sort_by_key(|e| (e.line, e.col));
+                        Err(errors)
+                    }
+                };
+            }
+            Err(e) => {
+                let err = error::from_yaml_error(path, &e);
+                let unknown = err.message.starts_with("unknown field");
+                let blanked = if unknown {
+                    blank_key(&text, err.line, err.col)
+                } else {
+                    None
+                };
+                errors.push(err);
+                match blanked {
+                    Some(t) => text = t,
+                    None => break,
+                }
+            }
+        }
+    }
+    errors.sort_by_key(|e| (e.line, e.col));
+    Err(errors)
+}
+
+/// Replaces the mapping entry whose key starts at `line`:`col` (1-based) with spaces: in a
+/// flow mapping up to the next `,` or the closing brace, in a block mapping the line and its
+/// more-indented continuation lines.
+fn blank_key(text: &str, line: usize, col: usize) -> Option<String> {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let l = line.checked_sub(1)?;
+    let chars: Vec<char> = lines.get(l)?.chars().collect();
+    let start = col.checked_sub(1)?;
+    if start >= chars.len() {
+        return None;
+    }
+    let before = chars[..start].iter().rev().find(|c| !c.is_whitespace());
+    let mut out = chars.clone();
+    if matches!(before, Some('{') | Some(',')) {
+        // Flow style: to the next top-level ',' (inclusive) or up to the closing '}'.
+        let (mut depth, mut quote, mut end) = (0i32, None::<char>, chars.len());
+        for (i, &c) in chars.iter().enumerate().skip(start) {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '"' | '\'') => quote = Some(c),
+                (None, '{' | '[') => depth += 1,
+                (None, '}' | ']') if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                (None, '}' | ']') => depth -= 1,
+                (None, ',') if depth == 0 => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let mut from = start;
+        if end < chars.len() && matches!(chars[end], '}' | ']') && before == Some(&',') {
+            // The last entry: its leading comma goes too (a `{ a: 1 }` stays well-formed).
+            from = chars[..start]
+                .iter()
+                .rposition(|c| *c == ',')
+                .unwrap_or(start);
+        }
+        for c in out.iter_mut().take(end).skip(from) {
+            *c = ' ';
+        }
+        lines[l] = out.into_iter().collect();
+    } else {
+        let indent = start;
+        lines[l] = " ".repeat(chars.len());
+        for next in lines.iter_mut().skip(l + 1) {
+            let ind = next.len() - next.trim_start().len();
+            if !next.trim().is_empty() && ind <= indent {
+                break;
+            }
+            *next = " ".repeat(next.len());
+        }
+    }
+    Some(lines.join("\n"))
 }
 
 /// A validated SIP profile. Build one with [`load_profile`] / [`parse_profile`].

@@ -307,15 +307,19 @@ fn yaml_syntax_errors_have_positions() {
 
 #[test]
 fn unknown_field_suggests_the_closest_name() {
-    assert_eq!(
-        err(&format!(
-            "{BASE}trunks:\n  - {{ name: t, inbound: {{ alow: [127.0.0.1] }} }}\n"
-        )),
-        "p.yaml:5:27: unknown field `alow`; did you mean `allow`?"
+    // The typo also leaves `inbound` without `allow`: both are said, the typo with its fix.
+    let e = errs(&format!(
+        "{BASE}trunks:\n  - {{ name: t, inbound: {{ alow: [127.0.0.1] }} }}\n"
+    ));
+    assert!(
+        e.contains(&"p.yaml:5:27: unknown field `alow`; did you mean `allow`?".to_string()),
+        "{e:#?}"
     );
-    assert_eq!(
-        err("realm: x\nlistener: []\n"),
-        "p.yaml:2:1: unknown field `listener`; did you mean `listeners`?"
+    assert!(e.iter().all(|l| l.starts_with("p.yaml:5:")), "{e:#?}");
+    let e = errs("realm: x\nlistener: []\n");
+    assert!(
+        e.contains(&"p.yaml:2:1: unknown field `listener`; did you mean `listeners`?".to_string()),
+        "{e:#?}"
     );
     assert_eq!(
         err(&format!("{BASE}timers: {{ t3: 1s }}\n")),
@@ -875,4 +879,44 @@ fn routes_may_record() {
     let p = ok(&format!("{BASE}routes:\n  - {{ number: \"7\", to: echo, record: true }}\n  - {{ number: \"8\", to: echo }}\n"));
     assert!(p.routes[0].record);
     assert!(!p.routes[1].record);
+}
+
+#[test]
+fn unknown_fields_do_not_hide_the_other_errors() {
+    let text = format!(
+        "{BASE}bogus_setting: 42\nroutes:\n  - {{ number: \"1\", to: {{ trunk: nowhere }}, colour: red }}\n  - number: \"2\"\n    to: echo\n    flavour:\n      deep: 1\ntimers: {{ t1: 9s, t2: 4s }}\n"
+    );
+    let e = errs(&text);
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("p.yaml:4:1: unknown field `bogus_setting`")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("p.yaml:6:44: unknown field `colour`")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|l| l.starts_with("p.yaml:9:5: unknown field `flavour`")),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().any(|l| l.contains("nowhere")),
+        "semantic errors still reported: {e:?}"
+    );
+    assert!(e.iter().any(|l| l.contains("t1")), "{e:?}");
+    // In order of position.
+    let pos: Vec<(usize, usize)> = e
+        .iter()
+        .map(|l| {
+            let mut it = l.split(':').skip(1);
+            (
+                it.next().unwrap().parse().unwrap(),
+                it.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] <= w[1]), "{e:?}");
 }

@@ -74,14 +74,26 @@ pub enum MediaCommand {
         left: LegId,
         right: LegId,
     },
-    /// Play audio to a leg, replacing what it would hear; `looped` for hold music.
+    /// Play audio to a leg in place of what it would hear. `looped` for hold music;
+    /// `barge_in`: a DTMF digit from the leg stops it (and everything queued after it);
+    /// `enqueue`: after what is playing, instead of replacing it.
     Play {
         leg: LegId,
         prompt: Prompt,
         looped: bool,
+        barge_in: bool,
+        enqueue: bool,
     },
-    /// Stop playing to a leg.
+    /// Stop playing to a leg (and drop its queue).
     StopPlay { leg: LegId },
+    /// Connect several legs through a mixer: each `(listener, speaker)` pair says who
+    /// hears whom (a supervisor listening hears both parties and is heard by nobody;
+    /// whispering, the agent hears them too; barging, everybody hears everybody).
+    Mix {
+        mix: u64,
+        legs: Vec<LegId>,
+        hears: Vec<(LegId, LegId)>,
+    },
     /// Send a DTMF digit to a leg (RFC 4733 when negotiated).
     SendDigit { leg: LegId, digit: char },
     /// The leg is gone.
@@ -99,8 +111,8 @@ pub enum MediaEvent {
     },
     /// The leg sent no RTP for the timeout while it should have.
     Inactive { leg: LegId },
-    /// A prompt that was not looped ended.
-    PlayFinished { leg: LegId },
+    /// A prompt ended, or was interrupted by a digit (barge-in) or a command.
+    PlayFinished { leg: LegId, interrupted: bool },
     /// A recording's last frame was written.
     RecordingStopped { rec: RecordingId },
 }
@@ -132,6 +144,7 @@ enum Link {
     None,
     Bridge(LegId),
     Echo,
+    Mix(u64),
 }
 
 #[derive(Debug)]
@@ -139,6 +152,7 @@ struct Player {
     prompt: Prompt,
     pos: usize,
     looped: bool,
+    barge_in: bool,
 }
 
 struct LegState {
@@ -162,7 +176,9 @@ struct LegState {
     gen: (u16, u32),
     sent: rtcp::SenderStats,
     encoder: Option<Encoder>,
-    player: Option<Player>,
+    player: VecDeque<Player>,
+    /// This tick's decoded input frame (transcoding, mixing).
+    frame: Option<Vec<i16>>,
     recording: Option<(RecordingId, usize)>,
     /// Decoded audio from this leg for a recording or in-band detection.
     rec_buf: VecDeque<i16>,
@@ -181,6 +197,8 @@ struct Recording {
 /// Every leg's media state.
 pub struct MediaEngine {
     legs: HashMap<LegId, LegState>,
+    /// Mixers: who hears whom, as (listener, speaker) pairs.
+    mixes: HashMap<u64, Vec<(LegId, LegId)>>,
     recordings: HashMap<RecordingId, Recording>,
     rtp_timeout: Duration,
     epoch: Instant,
@@ -198,6 +216,7 @@ impl MediaEngine {
     pub fn new(now: Instant, rtp_timeout: Duration, seed: u64) -> MediaEngine {
         MediaEngine {
             legs: HashMap::new(),
+            mixes: HashMap::new(),
             recordings: HashMap::new(),
             rtp_timeout,
             epoch: now,
@@ -255,7 +274,8 @@ impl MediaEngine {
                     gen: ((r >> 48) as u16, (r >> 8) as u32),
                     sent: rtcp::SenderStats::new(),
                     encoder: None,
-                    player: None,
+                    player: VecDeque::new(),
+                    frame: None,
                     recording: None,
                     rec_buf: VecDeque::new(),
                     last_rtcp: None,
@@ -327,20 +347,46 @@ impl MediaEngine {
                 leg,
                 prompt,
                 looped,
+                barge_in,
+                enqueue,
             } => {
                 if let Some(l) = self.legs.get_mut(&leg) {
-                    l.player = Some(Player {
+                    if !enqueue && !l.player.is_empty() {
+                        l.player.clear();
+                        sink.event(MediaEvent::PlayFinished {
+                            leg,
+                            interrupted: true,
+                        });
+                    }
+                    l.player.push_back(Player {
                         prompt,
                         pos: 0,
                         looped,
+                        barge_in,
                     });
                 }
                 self.refresh_modes();
             }
             MediaCommand::StopPlay { leg } => {
                 if let Some(l) = self.legs.get_mut(&leg) {
-                    l.player = None;
+                    if !l.player.is_empty() {
+                        l.player.clear();
+                        sink.event(MediaEvent::PlayFinished {
+                            leg,
+                            interrupted: true,
+                        });
+                    }
                 }
+                self.refresh_modes();
+            }
+            MediaCommand::Mix { mix, legs, hears } => {
+                for leg in &legs {
+                    self.unlink(*leg);
+                    if let Some(l) = self.legs.get_mut(leg) {
+                        l.link = Link::Mix(mix);
+                    }
+                }
+                self.mixes.insert(mix, hears);
                 self.refresh_modes();
             }
             MediaCommand::SendDigit { leg, digit } => {
@@ -377,6 +423,18 @@ impl MediaEngine {
     }
 
     fn unlink(&mut self, leg: LegId) {
+        if let Some(Link::Mix(m)) = self.legs.get(&leg).map(|l| l.link) {
+            if let Some(pairs) = self.mixes.get_mut(&m) {
+                pairs.retain(|(a, b)| *a != leg && *b != leg);
+            }
+            let others = self
+                .legs
+                .iter()
+                .any(|(id, l)| *id != leg && l.link == Link::Mix(m));
+            if !others {
+                self.mixes.remove(&m);
+            }
+        }
         if let Some(Link::Bridge(other)) = self.legs.get(&leg).map(|l| l.link) {
             if let Some(o) = self.legs.get_mut(&other) {
                 if o.link == Link::Bridge(leg) {
@@ -397,7 +455,7 @@ impl MediaEngine {
         a.codec.codec == b.codec.codec
             && a.codec.clock_rate == b.codec.clock_rate
             && a.ptime_ms == b.ptime_ms
-            && to.player.is_none()
+            && to.player.is_empty()
     }
 
     /// Sets up jitter buffers where a direction transcodes.
@@ -409,6 +467,7 @@ impl MediaEngine {
                     .legs
                     .get(&other)
                     .is_some_and(|o| !self.relayable(&self.legs[&id], o)),
+                Link::Mix(_) => true,
                 _ => false,
             };
             let l = self.legs.get_mut(&id).expect("present");
@@ -506,6 +565,9 @@ impl MediaEngine {
                         inband: false,
                     });
                 }
+                if !digits.is_empty() {
+                    self.barge_in(leg, sink);
+                }
                 self.relay_event(now, leg, &h, data, te_rate, &digits, sink);
                 return;
             }
@@ -519,26 +581,30 @@ impl MediaEngine {
 
         // Taps that need decoded audio: in-band DTMF, recording.
         let needs_pcm = l.inband.is_some() || l.recording.is_some();
+        let mut inband_digit = None;
         if needs_pcm && l.jitter.is_none() {
             if let Some(dec) = l.decoder.as_mut() {
                 let frame = (p.ptime_ms * PCM_RATE / 1000) as usize;
                 let mut pcm = std::mem::take(&mut l.pcm);
                 dec.decode(payload, &mut pcm, frame);
-                if let Some(det) = l.inband.as_mut() {
-                    if let Some(d) = det.feed(&pcm) {
-                        sink.event(MediaEvent::Dtmf {
-                            leg,
-                            digit: d,
-                            inband: true,
-                        });
-                    }
-                }
+                inband_digit = l.inband.as_mut().and_then(|det| det.feed(&pcm));
                 if l.recording.is_some() {
                     l.rec_buf.extend(pcm.iter().copied());
                 }
                 l.pcm = pcm;
             }
         }
+        if let Some(d) = inband_digit {
+            sink.event(MediaEvent::Dtmf {
+                leg,
+                digit: d,
+                inband: true,
+            });
+            self.barge_in(leg, sink);
+        }
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
 
         match l.link {
             Link::None => {}
@@ -556,6 +622,11 @@ impl MediaEngine {
                     }
                 }
             }
+            Link::Mix(_) => {
+                if let Some(jb) = l.jitter.as_mut() {
+                    jb.push(now, seq_ext, h.timestamp, payload.to_vec());
+                }
+            }
             Link::Bridge(other) => {
                 if let Some(jb) = l.jitter.as_mut() {
                     jb.push(now, seq_ext, h.timestamp, payload.to_vec());
@@ -565,7 +636,7 @@ impl MediaEngine {
                     return;
                 };
                 let Some(op) = &o.params else { return };
-                if o.player.is_some() || !op.send {
+                if !o.player.is_empty() || !op.send {
                     return;
                 }
                 let Some(to) = o.latched.or(op.remote) else {
@@ -637,7 +708,7 @@ impl MediaEngine {
         let _ = rtcp::validate_compound(data);
     }
 
-    /// The 20 ms tick: transcoded and generated frames, recordings, RTCP, inactivity.
+    /// The 20 ms tick: transcoded, mixed and played frames, recordings, RTCP, inactivity.
     pub fn handle_tick(&mut self, now: Instant, sink: &mut impl MediaSink) {
         let Some(due) = self.next_tick else { return };
         if now < due {
@@ -649,6 +720,11 @@ impl MediaEngine {
             Some(due + TICK).filter(|t| *t > now).or(Some(now + TICK))
         };
         let ids: Vec<LegId> = self.legs.keys().copied().collect();
+        // Every input that is transcoded or mixed is decoded once per tick...
+        for &id in &ids {
+            self.pull_input(now, id, sink);
+        }
+        // ...then every leg's output is built from it.
         for &id in &ids {
             self.tick_leg(now, id, sink);
         }
@@ -658,7 +734,78 @@ impl MediaEngine {
         }
     }
 
-    /// Produces the frame `id` sends this tick when it does not come by relay.
+    /// Whether this tick starts a frame of `ptime_ms`.
+    fn frame_due(&self, now: Instant, ptime_ms: u32) -> bool {
+        let ticks_per_frame = (ptime_ms / 20).max(1);
+        let tick_no = now.saturating_duration_since(self.epoch).as_millis() as u32 / 20;
+        tick_no.is_multiple_of(ticks_per_frame)
+    }
+
+    /// Decodes this tick's frame of a leg whose audio is transcoded or mixed (concealing a
+    /// lost one), feeding the recording and in-band DTMF detection on the way.
+    fn pull_input(&mut self, now: Instant, id: LegId, sink: &mut impl MediaSink) {
+        let Some(ptime) = self
+            .legs
+            .get(&id)
+            .and_then(|l| l.params.as_ref().map(|p| p.ptime_ms))
+        else {
+            return;
+        };
+        let due = self.frame_due(now, ptime);
+        let Some(l) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if !due {
+            return;
+        }
+        l.frame = None;
+        let frame_len = (ptime * PCM_RATE / 1000) as usize;
+        let (Some(jb), Some(dec)) = (l.jitter.as_mut(), l.decoder.as_mut()) else {
+            return;
+        };
+        let mut pcm = Vec::with_capacity(frame_len);
+        match jb.pop(now) {
+            Playout::Frame(payload) => {
+                dec.decode(&payload, &mut pcm, frame_len);
+            }
+            Playout::Missing => {
+                dec.conceal(&mut pcm, frame_len);
+                self.stats.concealed_frames += 1;
+            }
+            Playout::Empty => return,
+        }
+        if l.recording.is_some() {
+            l.rec_buf.extend(pcm.iter().copied());
+        }
+        let digit = l.inband.as_mut().and_then(|det| det.feed(&pcm));
+        l.frame = Some(pcm);
+        if let Some(d) = digit {
+            sink.event(MediaEvent::Dtmf {
+                leg: id,
+                digit: d,
+                inband: true,
+            });
+            self.barge_in(id, sink);
+        }
+    }
+
+    /// A digit from `leg` interrupts a prompt it is hearing that allows barge-in.
+    fn barge_in(&mut self, leg: LegId, sink: &mut impl MediaSink) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if l.player.front().is_some_and(|p| p.barge_in) {
+            l.player.clear();
+            sink.event(MediaEvent::PlayFinished {
+                leg,
+                interrupted: true,
+            });
+            self.refresh_modes();
+        }
+    }
+
+    /// Produces the frame `id` sends this tick when it does not come by relay: a prompt,
+    /// the other leg's transcoded audio, or the mix of the legs it hears.
     fn tick_leg(&mut self, now: Instant, id: LegId, sink: &mut impl MediaSink) {
         let Some(l) = self.legs.get(&id) else { return };
         let Some(p) = l.params.clone() else { return };
@@ -674,15 +821,10 @@ impl MediaEngine {
         // RTCP every few seconds.
         self.maybe_rtcp(now, id, sink);
         // Frames only go out every ptime.
-        let ticks_per_frame = (p.ptime_ms / 20).max(1);
-        let tick_no = now.saturating_duration_since(self.epoch).as_millis() as u32 / 20;
-        if !tick_no.is_multiple_of(ticks_per_frame) {
+        if !self.frame_due(now, p.ptime_ms) {
             return;
         }
         let l = self.legs.get_mut(&id).expect("present");
-        let mut pcm = std::mem::take(&mut l.pcm);
-        pcm.clear();
-        let mut have = false;
         // Digits go out as RFC 4733 events, one at a time, in place of audio.
         if !l.sending_events.is_empty() {
             if let (Some((pt, _)), Some(to)) = (p.telephone_event, l.latched.or(p.remote)) {
@@ -692,7 +834,11 @@ impl MediaEngine {
             self.send_digit(now, id, digit, sink);
         }
         let l = self.legs.get_mut(&id).expect("present");
-        if let Some(pl) = l.player.as_mut() {
+        let mut pcm = std::mem::take(&mut l.pcm);
+        pcm.clear();
+        let mut have = false;
+        let mut finished = false;
+        if let Some(pl) = l.player.front_mut() {
             pcm.resize(frame, 0);
             for s in pcm.iter_mut() {
                 if pl.pos >= pl.prompt.len() {
@@ -707,46 +853,47 @@ impl MediaEngine {
             }
             have = true;
             if !pl.looped && pl.pos >= pl.prompt.len() {
-                l.player = None;
-                sink.event(MediaEvent::PlayFinished { leg: id });
+                l.player.pop_front();
+                finished = true;
             }
-        } else if let Link::Bridge(other) = l.link {
-            // Transcode: pull from the other leg's jitter buffer.
-            if let Some(o) = self.legs.get_mut(&other) {
-                let frame_other = o
-                    .params
-                    .as_ref()
-                    .map(|op| (op.ptime_ms * PCM_RATE / 1000) as usize)
-                    .unwrap_or(frame);
-                if let (Some(jb), Some(dec)) = (o.jitter.as_mut(), o.decoder.as_mut()) {
-                    match jb.pop(now) {
-                        Playout::Frame(payload) => {
-                            dec.decode(&payload, &mut pcm, frame_other);
-                            have = true;
-                        }
-                        Playout::Missing => {
-                            dec.conceal(&mut pcm, frame_other);
-                            self.stats.concealed_frames += 1;
-                            have = true;
-                        }
-                        Playout::Empty => {}
+        } else {
+            match l.link {
+                Link::Bridge(other) => {
+                    if let Some(f) = self.legs.get(&other).and_then(|o| o.frame.as_ref()) {
+                        pcm.extend_from_slice(f);
+                        have = true;
                     }
-                    if have && o.recording.is_some() {
-                        o.rec_buf.extend(pcm.iter().copied());
-                    }
-                    if have {
-                        if let Some(det) = o.inband.as_mut() {
-                            if let Some(d) = det.feed(&pcm) {
-                                sink.event(MediaEvent::Dtmf {
-                                    leg: other,
-                                    digit: d,
-                                    inband: true,
-                                });
+                }
+                Link::Mix(m) => {
+                    // The sum of what this listener hears; silence keeps the stream going.
+                    pcm.resize(frame, 0);
+                    let mut mix = vec![0i32; frame];
+                    for (_, speaker) in self
+                        .mixes
+                        .get(&m)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(listener, _)| *listener == id)
+                    {
+                        if let Some(f) = self.legs.get(speaker).and_then(|o| o.frame.as_ref()) {
+                            for (acc, s) in mix.iter_mut().zip(f.iter()) {
+                                *acc += *s as i32;
                             }
                         }
                     }
+                    for (out, v) in pcm.iter_mut().zip(mix) {
+                        *out = v.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+                    }
+                    have = true;
                 }
+                _ => {}
             }
+        }
+        if finished {
+            sink.event(MediaEvent::PlayFinished {
+                leg: id,
+                interrupted: false,
+            });
         }
         let l = self.legs.get_mut(&id).expect("present");
         if have && p.send {
@@ -783,6 +930,9 @@ impl MediaEngine {
             }
         }
         l.pcm = pcm;
+        if finished {
+            self.refresh_modes();
+        }
     }
 
     fn send_digit(&mut self, now: Instant, id: LegId, digit: char, sink: &mut impl MediaSink) {

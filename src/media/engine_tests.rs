@@ -578,3 +578,198 @@ fn rtcp_reports_go_to_the_rtcp_port() {
         .any(|s| s.0 == 1 && s.2 == "127.0.0.1:6001".parse().unwrap()));
     assert!(rtcp.iter().all(|s| rtp::is_rtcp(&s.3)));
 }
+
+fn leg(e: &mut MediaEngine, sink: &mut Sink, t0: Instant, id: LegId, remote: &str, codec: Codec) {
+    e.command(
+        t0,
+        MediaCommand::AddLeg {
+            leg: id,
+            local: format!("127.0.0.1:{}", 40000 + 2 * id).parse().unwrap(),
+        },
+        sink,
+    );
+    e.command(
+        t0,
+        MediaCommand::Configure {
+            leg: id,
+            params: params(remote, codec, false),
+        },
+        sink,
+    );
+}
+
+/// Runs 2 s with each (leg, remote, peer) sending its tone; returns what each remote heard.
+fn run_all(
+    e: &mut MediaEngine,
+    sink: &mut Sink,
+    t0: Instant,
+    peers: &mut [(LegId, &str, TonePeer)],
+) {
+    for i in 0..100u64 {
+        let now = t0 + Duration::from_millis(20 * i + 3);
+        for (id, from, peer) in peers.iter_mut() {
+            let p = peer.packet();
+            e.handle_rtp(now, *id, from.parse().unwrap(), &p, sink);
+        }
+        e.handle_tick(t0 + Duration::from_millis(20 * (i + 1)), sink);
+    }
+}
+
+/// The strongest of the given frequencies in `pcm` and their levels.
+fn has_tone(pcm: &[i16], freq: f32) -> bool {
+    pcm.len() > 4000 && tone::goertzel_power(&pcm[pcm.len() / 4..], 8000, freq) > 1e-4
+}
+
+#[test]
+fn a_mixer_follows_who_hears_whom() {
+    // Caller (440 Hz, leg 1), agent (1000 Hz, leg 2), supervisor (1800 Hz, leg 3), whisper:
+    // the caller hears the agent only; the agent hears both; the supervisor hears both.
+    let t0 = Instant::now();
+    let mut e = MediaEngine::new(t0, Duration::from_secs(30), 3);
+    let mut sink = Sink::default();
+    leg(&mut e, &mut sink, t0, 1, CALLER, Codec::Pcmu);
+    leg(&mut e, &mut sink, t0, 2, CALLEE, Codec::Pcma);
+    leg(&mut e, &mut sink, t0, 3, "127.0.0.1:8000", Codec::Pcmu);
+    let hears = vec![(1, 2), (2, 1), (2, 3), (3, 1), (3, 2)];
+    e.command(
+        t0,
+        MediaCommand::Mix {
+            mix: 9,
+            legs: vec![1, 2, 3],
+            hears,
+        },
+        &mut sink,
+    );
+    run_all(
+        &mut e,
+        &mut sink,
+        t0,
+        &mut [
+            (1, CALLER, TonePeer::new(Codec::Pcmu, 440.0)),
+            (2, CALLEE, TonePeer::new(Codec::Pcma, 1000.0)),
+            (3, "127.0.0.1:8000", TonePeer::new(Codec::Pcmu, 1800.0)),
+        ],
+    );
+    let caller = heard(&sink, 1, CALLER, Codec::Pcmu);
+    let agent = heard(&sink, 2, CALLEE, Codec::Pcma);
+    let supervisor = heard(&sink, 3, "127.0.0.1:8000", Codec::Pcmu);
+    assert!(
+        has_tone(&caller, 1000.0) && !has_tone(&caller, 1800.0),
+        "the caller must not hear the whisper"
+    );
+    assert!(!has_tone(&caller, 440.0), "nobody hears themselves");
+    assert!(
+        has_tone(&agent, 440.0) && has_tone(&agent, 1800.0),
+        "the agent hears caller and supervisor"
+    );
+    assert!(has_tone(&supervisor, 440.0) && has_tone(&supervisor, 1000.0));
+    assert!(!has_tone(&supervisor, 1800.0));
+}
+
+#[test]
+fn prompts_queue_and_a_digit_barges_in() {
+    let t0 = Instant::now();
+    let (mut e, mut sink) = bridged(t0, Codec::Pcmu, Codec::Pcmu, true);
+    let first: Prompt = crate::media::prompt::tone(
+        tone::ToneGenerator::single(8000, 600.0, -12.0).unwrap(),
+        400,
+    );
+    let hold: Prompt = crate::media::prompt::tone(
+        tone::ToneGenerator::single(8000, 300.0, -12.0).unwrap(),
+        400,
+    );
+    e.command(
+        t0,
+        MediaCommand::Play {
+            leg: 1,
+            prompt: first,
+            looped: false,
+            barge_in: false,
+            enqueue: true,
+        },
+        &mut sink,
+    );
+    e.command(
+        t0,
+        MediaCommand::Play {
+            leg: 1,
+            prompt: hold,
+            looped: true,
+            barge_in: true,
+            enqueue: true,
+        },
+        &mut sink,
+    );
+    // 1 s: 400 ms of the first prompt, then looping hold music; the callee's audio is not heard.
+    run(
+        &mut e,
+        &mut sink,
+        t0,
+        &mut TonePeer::new(Codec::Pcmu, 1000.0),
+        2,
+        CALLEE,
+        50,
+    );
+    let pcm = heard(&sink, 1, CALLER, Codec::Pcmu);
+    assert!(
+        tone::goertzel_power(&pcm[400..3000], 8000, 600.0) > 1e-4,
+        "first prompt"
+    );
+    assert!(
+        tone::goertzel_power(&pcm[4000..], 8000, 300.0) > 1e-4,
+        "then the hold music"
+    );
+    assert!(
+        !has_tone(&pcm, 1000.0),
+        "the prompt replaces the other party"
+    );
+    assert!(sink.events.contains(&MediaEvent::PlayFinished {
+        leg: 1,
+        interrupted: false
+    }));
+    // The caller presses a key: the hold music stops and the callee is heard again.
+    let before = sink.sent.len();
+    let from: SocketAddr = CALLER.parse().unwrap();
+    for pk in super::super::dtmf::EventSender::new(8000, 20)
+        .unwrap()
+        .packets('4', 5000, 60)
+        .unwrap()
+    {
+        let h = rtp::RtpHeader {
+            marker: pk.marker,
+            payload_type: 101,
+            sequence: 7,
+            timestamp: pk.timestamp,
+            ssrc: 77,
+            csrc_count: 0,
+            has_extension: false,
+            padding: false,
+        };
+        let mut p = vec![0u8; 16];
+        rtp::write_header(&h, &mut p[..12]);
+        p[12..].copy_from_slice(&pk.payload);
+        e.handle_rtp(t0 + Duration::from_millis(1010), 1, from, &p, &mut sink);
+    }
+    assert!(sink.events.contains(&MediaEvent::PlayFinished {
+        leg: 1,
+        interrupted: true
+    }));
+    run(
+        &mut e,
+        &mut sink,
+        t0 + Duration::from_millis(1020),
+        &mut TonePeer::new(Codec::Pcmu, 1000.0),
+        2,
+        CALLEE,
+        60,
+    );
+    let after: Vec<i16> = {
+        let mut s2 = Sink::default();
+        s2.sent = sink.sent[before..].to_vec();
+        heard(&s2, 1, CALLER, Codec::Pcmu)
+    };
+    assert!(
+        has_tone(&after, 1000.0),
+        "after barge-in the caller hears the callee"
+    );
+}

@@ -10,6 +10,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod g711;
 pub mod jitter;
+pub mod prompt;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;

@@ -117,6 +117,22 @@ impl Resampler {
                 return Err(ResampleError::UnsupportedRate(rate));
             }
         }
+        Self::build(from_hz, to_hz)
+    }
+
+    /// A resampler for converting a file once (prompts): any rates from 8 kHz to 192 kHz,
+    /// such as 11025, 22050 or 44100 Hz. Its filter can be long for awkward ratios, which
+    /// is fine for a one-off conversion but not for per-call streaming.
+    pub fn for_file(from_hz: u32, to_hz: u32) -> Result<Self, ResampleError> {
+        for rate in [from_hz, to_hz] {
+            if !(8000..=192_000).contains(&rate) {
+                return Err(ResampleError::UnsupportedRate(rate));
+            }
+        }
+        Self::build(from_hz, to_hz)
+    }
+
+    fn build(from_hz: u32, to_hz: u32) -> Result<Self, ResampleError> {
         if from_hz == to_hz {
             return Ok(Resampler {
                 from_hz,

@@ -764,8 +764,7 @@ fn prompts_queue_and_a_digit_barges_in() {
         60,
     );
     let after: Vec<i16> = {
-        let mut s2 = Sink::default();
-        s2.sent = sink.sent[before..].to_vec();
+        let s2 = Sink { sent: sink.sent[before..].to_vec(), ..Default::default() };
         heard(&s2, 1, CALLER, Codec::Pcmu)
     };
     assert!(

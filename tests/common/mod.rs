@@ -590,7 +590,7 @@ impl SippRun {
         let text = fs::read_to_string(&self.files.stat).ok()?;
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let header: Vec<&str> = lines.next()?.split(';').collect();
-        let last: Vec<&str> = lines.last()?.split(';').collect();
+        let last: Vec<&str> = lines.next_back()?.split(';').collect();
         let i = header.iter().position(|h| *h == column)?;
         last.get(i)?.trim().parse().ok()
     }

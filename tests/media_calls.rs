@@ -447,3 +447,96 @@ fn a_call_whose_media_stopped_is_ended() {
         started.elapsed()
     );
 }
+
+/// The RTP payloads in a pcap of UDP/IPv4 over Ethernet (SIPp's captures).
+fn pcap_payloads(path: &str) -> Vec<Vec<u8>> {
+    let d = std::fs::read(path).unwrap();
+    let mut out = vec![];
+    let mut off = 24;
+    while off + 16 <= d.len() {
+        let incl = u32::from_le_bytes(d[off + 8..off + 12].try_into().unwrap()) as usize;
+        let pkt = &d[off + 16..(off + 16 + incl).min(d.len())];
+        off += 16 + incl;
+        // Ethernet (14) + IPv4 (IHL) + UDP (8), then RTP.
+        if pkt.len() < 14 + 20 + 8 + 12 {
+            continue;
+        }
+        let ihl = (pkt[14] & 0x0f) as usize * 4;
+        if let Ok((_, range)) = rtp::parse(&pkt[14 + ihl + 8..]) {
+            out.push(pkt[14 + ihl + 8..][range].to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn sipp_streams_its_g711_capture_through_to_the_callee_unchanged() {
+    let _serial = serial();
+    let sw = Switchboard::start();
+    let dir = TempDir::new("media-pcap");
+    let mut callee = RtpEnd::new(Codec::Pcma, 1000.0);
+    let uas = start_uas(
+        &dir,
+        "uas",
+        "uas_media.xml",
+        1,
+        &[
+            "-key",
+            "rtp_port",
+            &callee.port().to_string(),
+            "-key",
+            "pt",
+            "8",
+            "-key",
+            "rtpmap",
+            "PCMA/8000",
+        ],
+        Transport::Udp,
+    );
+    register(&sw, &dir, USER, PASS, uas.port);
+    let uac = uac("uac-pcap", "uac_pcap.xml", &sw, USER, 1).spawn(&dir);
+    let call = answered_call(&sw);
+    assert_eq!(call["codecs"]["caller"], "PCMA");
+    // Collect what reaches the callee's socket while SIPp streams (7 s).
+    let mut got: Vec<Vec<u8>> = vec![];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        match callee.sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                if let Ok((h, range)) = rtp::parse(&buf[..n]) {
+                    if h.payload_type == 8 {
+                        got.push(buf[range].to_vec());
+                    }
+                }
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    uac.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    uas.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    let sent = pcap_payloads("/usr/share/sip-tester/g711a.pcap");
+    assert!(
+        sent.len() > 200,
+        "the capture has {} RTP packets",
+        sent.len()
+    );
+    // Same codec on both legs: relayed without decoding, so the bytes arrive as captured.
+    let arrived = sent.iter().filter(|p| got.contains(p)).count();
+    assert!(
+        arrived * 100 >= sent.len() * 99,
+        "{arrived} of {} captured payloads arrived unchanged",
+        sent.len()
+    );
+    let mut pcm = vec![];
+    for p in &got {
+        let mut f = vec![0i16; p.len()];
+        g711::alaw_to_pcm(p, &mut f);
+        pcm.extend(f);
+    }
+    assert!(
+        tone::level_dbfs(&pcm) > -40.0,
+        "the capture's audio is not silence"
+    );
+    callee.receive();
+}

@@ -10,6 +10,7 @@ PACKAGES=(
   "sip-tester:sipp"        # SIPp: real-peer SIP tests and the SIP benchmark
   "libopus-dev:"           # libopus for the Opus codec (the opus crate links it)
   "pkg-config:pkg-config"  # how the opus crate finds libopus
+  "openssl:openssl"        # openssl s_client: the TLS peer in the TLS tests
   # Later, as the tests that use them land:
   # "baresip:baresip"
   # "espeak-ng:espeak-ng"

@@ -10,6 +10,7 @@
 
 pub mod call;
 pub mod config;
+pub mod ivr;
 pub mod media;
 pub mod runtime;
 pub mod sdp;

@@ -8,6 +8,7 @@
 //! `handle_timeout(now)`, then drain `poll_transmit()` until it returns `None`, then sleep
 //! until `poll_timeout()`.
 
+pub mod acd;
 pub mod call;
 pub mod config;
 pub mod ivr;

@@ -764,7 +764,10 @@ fn prompts_queue_and_a_digit_barges_in() {
         60,
     );
     let after: Vec<i16> = {
-        let s2 = Sink { sent: sink.sent[before..].to_vec(), ..Default::default() };
+        let s2 = Sink {
+            sent: sink.sent[before..].to_vec(),
+            ..Default::default()
+        };
         heard(&s2, 1, CALLER, Codec::Pcmu)
     };
     assert!(

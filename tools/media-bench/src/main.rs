@@ -38,6 +38,7 @@ media-bench --pid SWITCH_PID [options]
   --sockets K          RTP sockets per side (shared by calls)   [16]
   --rtp-base PORT      first local RTP port of the tool         [62000]
   --no-telephone-event offer/answer no telephone-event (G.711 legs then get in-band DTMF detection)
+  --quiet-wait SECS    before each step, wait up to SECS for the machine to be idle (<15% busy) [90]
 ";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,6 +62,7 @@ struct Opts {
     sockets: usize,
     rtp_base: u16,
     te: bool,
+    quiet_wait: f64,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -79,6 +81,7 @@ fn parse_args() -> Result<Opts, String> {
         sockets: 16,
         rtp_base: 62000,
         te: true,
+        quiet_wait: 90.0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -151,6 +154,13 @@ fn parse_args() -> Result<Opts, String> {
                 o.rtp_base = v.parse().map_err(|_| bad(&a, &v))?
             }
             "--no-telephone-event" => o.te = false,
+            "--quiet-wait" => {
+                let v = val()?;
+                o.quiet_wait = v.parse().map_err(|_| bad(&a, &v))?;
+                if !(0.0..=3600.0).contains(&o.quiet_wait) {
+                    return Err(bad(&a, &v));
+                }
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -220,7 +230,19 @@ struct Call {
     b_sent_pkts: u64,
     a_recv: u64,
     b_recv: u64,
+    /// Send times (µs since the bench epoch) of the last RING packets of each end.
+    a_tx_us: Box<[u32; RING]>,
+    b_tx_us: Box<[u32; RING]>,
+    /// The (rewritten) sequence number of the first packet each end received.
+    a_first_rx: Option<u16>,
+    b_first_rx: Option<u16>,
 }
+
+/// Send times kept per direction for the latency measurement.
+const RING: usize = 256;
+/// Latency histogram: 50 µs buckets up to 2 s (the last bucket holds everything above).
+const LAT_BUCKET_US: u32 = 50;
+const LAT_BUCKETS: usize = 40_000;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RegState {
@@ -305,6 +327,10 @@ struct Bench {
     rx: RxBatch,
     tx: TxBatch,
     sipbuf: Vec<u8>,
+    epoch: Instant,
+    /// One-way latency through the switch (relay mode), counted while `lat_on`.
+    lat: Vec<u32>,
+    lat_on: bool,
 }
 
 const TOK_UAC: u64 = 0;
@@ -384,6 +410,9 @@ impl Bench {
             rx: RxBatch::new(),
             tx: TxBatch::new(),
             sipbuf: vec![0; 65_536],
+            epoch: now,
+            lat: vec![0; LAT_BUCKETS],
+            lat_on: false,
             o,
         })
     }
@@ -485,6 +514,7 @@ impl Bench {
         };
         for _ in 0..64 {
             let n = self.rx.recv(fd);
+            let now_us = self.epoch.elapsed().as_micros() as u32;
             for i in 0..n {
                 let (data, port) = self.rx.get(i);
                 let e = self.port_map[port as usize];
@@ -522,6 +552,28 @@ impl Bench {
                     call.b_recv += 1;
                 }
                 self.c.recv += 1;
+                if relay {
+                    // The relay keeps the sender's numbering up to a fixed offset: the k-th
+                    // packet received on this direction is the k-th the other end sent.
+                    let seq = u16::from_be_bytes([data[2], data[3]]);
+                    let (first, sent, ring) = if side == 0 {
+                        (&mut call.a_first_rx, call.b_sent_pkts, &call.b_tx_us)
+                    } else {
+                        (&mut call.b_first_rx, call.a_sent_pkts, &call.a_tx_us)
+                    };
+                    let f = *first.get_or_insert(seq);
+                    let k16 = seq.wrapping_sub(f) as u64;
+                    if sent > 0 && self.lat_on {
+                        let last = sent - 1;
+                        let back = last.wrapping_sub(k16) & 0xffff;
+                        if back < RING as u64 && back <= last {
+                            let k = last - back;
+                            let lat = now_us.saturating_sub(ring[(k as usize) % RING]);
+                            let b = ((lat / LAT_BUCKET_US) as usize).min(LAT_BUCKETS - 1);
+                            self.lat[b] += 1;
+                        }
+                    }
+                }
             }
             if n < net::BATCH {
                 break;
@@ -834,6 +886,10 @@ impl Bench {
                     b_sent_pkts: 0,
                     a_recv: 0,
                     b_recv: 0,
+                    a_tx_us: Box::new([0; RING]),
+                    b_tx_us: Box::new([0; RING]),
+                    a_first_rx: None,
+                    b_first_rx: None,
                 }
             })
             .collect();
@@ -1190,6 +1246,7 @@ impl Bench {
 
     fn send_slot(&mut self, s: usize) {
         let list = std::mem::take(&mut self.slots[s]);
+        let now_us = self.epoch.elapsed().as_micros() as u32;
         for side in 0..2 {
             let mut cur_k = usize::MAX;
             for &i in &list {
@@ -1214,6 +1271,7 @@ impl Bench {
                     });
                     c.a_seq = seq.wrapping_add(1);
                     c.a_ts = ts.wrapping_add(160);
+                    c.a_tx_us[(c.a_sent_pkts as usize) % RING] = now_us;
                     c.a_sent_pkts += 1;
                 } else {
                     let to = c.sw_b.expect("ready");
@@ -1232,6 +1290,7 @@ impl Bench {
                     });
                     c.b_seq = seq.wrapping_add(1);
                     c.b_ts = ts.wrapping_add(step);
+                    c.b_tx_us[(c.b_sent_pkts as usize) % RING] = now_us;
                     c.b_sent_pkts += 1;
                 }
             }
@@ -1314,13 +1373,36 @@ struct StepResult {
     rss_up: u64,
     rss_stream: u64,
     rss_after: u64,
+    /// Switch descriptors: before the step, with the calls up, after hang-up.
+    fds: [usize; 3],
     active_after: Option<u64>,
     counters: Counters,
     kernel_drops: net::KernelDrops,
     /// Per CPU over the window: (busy %, softirq %).
     cpus: Vec<(f64, f64)>,
     drain_s: f64,
+    /// One-way latency through the switch (p50, p99, max) in ms; relay only.
+    latency_ms: Option<(f64, f64, f64)>,
     hangup_left: usize,
+}
+
+fn latency_percentiles(hist: &[u32]) -> Option<(f64, f64, f64)> {
+    let total: u64 = hist.iter().map(|&n| n as u64).sum();
+    if total == 0 {
+        return None;
+    }
+    let at = |q: f64| -> f64 {
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut acc = 0u64;
+        for (i, &n) in hist.iter().enumerate() {
+            acc += n as u64;
+            if acc >= want {
+                return (i as f64 + 1.0) * LAT_BUCKET_US as f64 / 1000.0;
+            }
+        }
+        hist.len() as f64 * LAT_BUCKET_US as f64 / 1000.0
+    };
+    Some((at(0.5), at(0.99), at(1.0)))
 }
 
 impl StepResult {
@@ -1381,6 +1463,7 @@ impl Bench {
         let mut r = StepResult {
             asked: n,
             rss_before: sys::rss_kb(pid).unwrap_or(0),
+            fds: [sys::fd_count(pid).unwrap_or(0), 0, 0],
             ..StepResult::default()
         };
         // Set-up.
@@ -1418,12 +1501,15 @@ impl Bench {
         // Cross-check with the switch's own list of calls.
         self.api_check(&mut r);
         r.rss_up = sys::rss_kb(pid).unwrap_or(0);
+        r.fds[1] = sys::fd_count(pid).unwrap_or(0);
 
         // Streaming.
         self.start_streaming();
         let warm_end = Instant::now() + Duration::from_secs_f64(self.o.warmup);
         self.run_until(warm_end, |_| false);
         let c0 = self.c;
+        self.lat.iter_mut().for_each(|b| *b = 0);
+        self.lat_on = true;
         let sw0 = sys::cpu_us(pid).unwrap_or(0);
         let th0 = sys::thread_cpu_us(pid);
         let me0 = sys::cpu_us(std::process::id()).unwrap_or(0);
@@ -1436,6 +1522,8 @@ impl Bench {
         let me1 = sys::cpu_us(std::process::id()).unwrap_or(0);
         let cpus1 = sys::cpu_times();
         let c1 = self.c;
+        self.lat_on = false;
+        r.latency_ms = latency_percentiles(&self.lat);
         r.window_s = w0.elapsed().as_secs_f64();
         self.streaming = false;
         // Drain what is in flight: until nothing came for 500 ms (at most 10 s), so that
@@ -1529,6 +1617,7 @@ impl Bench {
             .ok()
             .and_then(|(_, body)| metric(&body, "switchboard_calls_active"));
         r.rss_after = sys::rss_kb(pid).unwrap_or(0);
+        r.fds[2] = sys::fd_count(pid).unwrap_or(0);
         r
     }
 
@@ -1586,7 +1675,7 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
         o.pid
     );
     println!(
-        "{:>6} {:>6} {:>10} {:>10} {:>8} {:>8} {:>5} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7}",
+        "{:>6} {:>6} {:>10} {:>10} {:>8} {:>8} {:>5} {:>12} {:>8} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7}",
         "calls",
         "up",
         "pkts sent",
@@ -1594,6 +1683,7 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
         "deliv%",
         "minleg%",
         "dead",
+        "lat p50/p99",
         "sw us/pk",
         "sw CPU%",
         "gen CPU",
@@ -1604,7 +1694,7 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
     );
     for r in rows {
         println!(
-            "{:>6} {:>6} {:>10} {:>10} {:>8.3} {:>8.2} {:>5} {:>8.2} {:>7.1} {:>7.1} {:>7.2} {:>6.1} {:>7.1} {:>7}",
+            "{:>6} {:>6} {:>10} {:>10} {:>8.3} {:>8.2} {:>5} {:>12} {:>8.2} {:>7.1} {:>7.1} {:>7.2} {:>6.1} {:>7.1} {:>7}",
             r.asked,
             r.up,
             r.sent,
@@ -1612,6 +1702,9 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
             r.delivered_pct(),
             r.min_leg_pct,
             r.dead_legs,
+            r.latency_ms
+                .map(|(a, b, _)| format!("{a:.2}/{b:.1}"))
+                .unwrap_or_else(|| "-".into()),
             r.us_per_pkt(),
             r.sw_cpu_pct(),
             r.gen_cpu_pct(),
@@ -1624,7 +1717,8 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
     println!();
     println!("columns: up = calls bridged with both RTP addresses known; pkts = RTP over the whole run");
     println!("  (warm-up + window + drain), sent by the tool's ends / received at the opposite ends;");
-    println!("  minleg% = worst direction of any call; dead = directions that got nothing; sw us/pk =");
+    println!("  minleg% = worst direction of any call; dead = directions that got nothing; lat = one-way");
+    println!("  latency in ms, tool send -> switch -> tool receive, over the window (relay only); sw us/pk =");
     println!("  switch utime+stime in the window / packets sent into it in the window (each relayed once);");
     println!("  sw CPU% and gen CPU = % of one core (switch / this tool); gen rt% = packets the tool sent");
     println!("  in the window / (2 x 50 x calls x seconds); kB/call = (switch VmRSS while streaming -");
@@ -1649,13 +1743,16 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
             threads.join(", "),
         );
         println!(
-            "    window {:.1} s: sent {} recv {}; drain {:.1} s; late slots {}/{} (max lag {:.1} ms, skipped {}); \
+            "    window {:.1} s: sent {} recv {}; latency max {}; drain {:.1} s; late slots {}/{} (max lag {:.1} ms, skipped {}); \
              tx failed {}; kernel drops: UDP rcvbuf {} no-port {} sndbuf {} backlog {}; CPUs busy \
              (softirq): {}; misdirected {}; unknown source {}; wrong PT {}; payload changed {}; \
              RTCP {}; calls dropped by switch {}",
             r.window_s,
             c.sent,
             c.recv,
+            r.latency_ms
+                .map(|l| format!("{:.1} ms", l.2))
+                .unwrap_or_else(|| "-".into()),
             r.drain_s,
             c.late_slots,
             c.slots,
@@ -1680,11 +1777,15 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
             r.dropped,
         );
         println!(
-            "    RSS kB: before {} / calls up {} / streaming {} / after hang-up {}; calls active after hang-up: {}{}",
+            "    RSS kB: before {} / calls up {} / streaming {} / after hang-up {}; descriptors {} / {} / after {}; \
+             calls active after hang-up: {}{}",
             r.rss_before,
             r.rss_up,
             r.rss_stream,
             r.rss_after,
+            r.fds[0],
+            r.fds[1],
+            r.fds[2],
             r.active_after
                 .map(|v| v.to_string())
                 .unwrap_or_else(|| "?".into()),
@@ -1697,12 +1798,15 @@ fn print_table(o: &Opts, rows: &[StepResult], fresh_rss: u64) {
     }
 }
 
-/// Waits (at most 90 s) until the machine is idle apart from us: less than 15% of the CPUs
-/// busy over a second. Other processes on a shared machine distort every figure.
+/// Waits (at most `--quiet-wait`) until the machine is idle apart from us: less than 15% of
+/// the CPUs busy over a second. Other processes on a shared machine distort every figure.
 fn wait_quiet(o: &Opts) {
+    if o.quiet_wait <= 0.0 {
+        return;
+    }
     let start = Instant::now();
     let mut busy = 0.0;
-    while start.elapsed() < Duration::from_secs(90) {
+    while start.elapsed() < Duration::from_secs_f64(o.quiet_wait) {
         let a = sys::cpu_times();
         std::thread::sleep(Duration::from_secs(1));
         let b = sys::cpu_times();
@@ -1722,7 +1826,6 @@ fn wait_quiet(o: &Opts) {
             return;
         }
     }
-    let _ = o;
     eprintln!("media-bench: the machine stays busy ({busy:.0}% of all CPUs); figures will be disturbed");
 }
 

@@ -158,7 +158,7 @@ for mode in $MODES; do
   elif [[ $mode == relay ]]; then
     if [[ $QUICK -eq 1 ]]; then ramp=50,200; else ramp=100,400,800,1200,1600,2000; fi
   else
-    if [[ $QUICK -eq 1 ]]; then ramp=20,50; else ramp=25,50,100,150,200; fi
+    if [[ $QUICK -eq 1 ]]; then ramp=20,50; else ramp=25,50,100,125,150,200; fi
   fi
   start_switch "$mode"
   echo

@@ -16,7 +16,7 @@
 # relay:     PCMU on both legs (packets relayed without decoding).
 # transcode: PCMU on the caller leg, Opus on the callee leg (decode + encode).
 # Default ramps: relay 100,400,800,1200,1600,2000 calls; transcode
-# 25,50,100,150,200; 30 s window each. --quick: 50,200 calls (transcode 20,50),
+# 25,50,100,125,150,200; 30 s window each. --quick: 50,200 calls (transcode 20,50),
 # 10 s, relay only unless a mode is named.
 #
 # Loopback only; every phase of media-bench is bounded in time; the switchboard

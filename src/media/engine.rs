@@ -137,6 +137,8 @@ pub struct MediaStats {
     pub packets_dropped_malformed: u64,
     pub packets_dropped_unexpected_pt: u64,
     pub concealed_frames: u64,
+    /// 20 ms ticks lost because the engine was more than 100 ms late.
+    pub ticks_skipped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +211,8 @@ pub struct MediaEngine {
 }
 
 const TICK: Duration = Duration::from_millis(20);
+/// Late ticks caught up at once, at most (100 ms of audio).
+const MAX_CATCH_UP: u32 = 5;
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
 impl MediaEngine {
@@ -279,7 +283,7 @@ impl MediaEngine {
                     recording: None,
                     rec_buf: VecDeque::new(),
                     last_rtcp: None,
-                    pcm: Vec::with_capacity(960),
+                    pcm: Vec::new(),
                     pending_digits: VecDeque::new(),
                     sending_events: VecDeque::new(),
                 };
@@ -709,16 +713,32 @@ impl MediaEngine {
     }
 
     /// The 20 ms tick: transcoded, mixed and played frames, recordings, RTCP, inactivity.
+    /// A tick that comes late is caught up (every missed 20 ms still produces its frame, up
+    /// to [`MAX_CATCH_UP`] ticks); beyond that the missed ticks are counted and skipped.
     pub fn handle_tick(&mut self, now: Instant, sink: &mut impl MediaSink) {
-        let Some(due) = self.next_tick else { return };
-        if now < due {
+        let Some(mut due) = self.next_tick else {
             return;
+        };
+        let mut done = 0;
+        while due <= now && done < MAX_CATCH_UP {
+            self.tick_once(due, sink);
+            due += TICK;
+            done += 1;
+        }
+        if due <= now {
+            let behind =
+                (now.saturating_duration_since(due).as_millis() / TICK.as_millis()) as u64 + 1;
+            self.stats.ticks_skipped += behind;
+            due = now + TICK;
         }
         self.next_tick = if self.legs.is_empty() {
             None
         } else {
-            Some(due + TICK).filter(|t| *t > now).or(Some(now + TICK))
+            Some(due)
         };
+    }
+
+    fn tick_once(&mut self, now: Instant, sink: &mut impl MediaSink) {
         let ids: Vec<LegId> = self.legs.keys().copied().collect();
         // Every input that is transcoded or mixed is decoded once per tick...
         for &id in &ids {

@@ -297,6 +297,21 @@ fn same_codec_is_relayed_both_ways() {
     assert_eq!(call["codecs"]["callee"], "PCMU");
     assert_tone(&callee, 440.0, "callee");
     assert_tone(&caller, 1000.0, "caller");
+    // The engine's counters reach /metrics (published about once a second).
+    let relayed = sw.wait_metric(
+        "switchboard_rtp_packets_relayed_total",
+        Duration::from_secs(5),
+        |v| v >= 200.0,
+    );
+    assert!(
+        relayed.is_some_and(|v| v >= 200.0),
+        "relayed packets in /metrics: {relayed:?}\n{}",
+        sw.metrics()
+    );
+    assert_eq!(
+        sw.metric("switchboard_rtp_dropped_stranger_total"),
+        Some(0.0)
+    );
 }
 
 #[test]

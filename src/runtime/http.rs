@@ -8,12 +8,23 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::{mpsc, oneshot};
 
-pub(super) async fn serve(listener: tokio::net::TcpListener, to_switch: mpsc::Sender<ToSwitch>) {
+/// What the handlers share: the way to the switch task, and the media counters.
+#[derive(Clone)]
+struct AppState {
+    to_switch: mpsc::Sender<ToSwitch>,
+    media: super::media::MediaCounters,
+}
+
+pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    to_switch: mpsc::Sender<ToSwitch>,
+    media: super::media::MediaCounters,
+) {
     let app = Router::new()
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/calls", get(calls))
-        .with_state(to_switch);
+        .with_state(AppState { to_switch, media });
     let _ = axum::serve(listener, app).await;
 }
 
@@ -22,7 +33,7 @@ async fn health() -> &'static str {
 }
 
 /// Calls in progress and the most recent ended ones, newest last.
-async fn calls(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoResponse {
+async fn calls(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoResponse {
     let (tx, rx) = oneshot::channel();
     if to_switch.send(ToSwitch::Calls(tx)).await.is_err() {
         return (
@@ -55,7 +66,7 @@ async fn calls(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoResp
     (StatusCode::OK, axum::Json(serde_json::Value::Array(json)))
 }
 
-async fn metrics(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoResponse {
+async fn metrics(State(AppState { to_switch, media }): State<AppState>) -> impl IntoResponse {
     let (tx, rx) = oneshot::channel();
     if to_switch.send(ToSwitch::Stats(tx)).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());
@@ -146,6 +157,61 @@ async fn metrics(State(to_switch): State<mpsc::Sender<ToSwitch>>) -> impl IntoRe
         "counter",
         "DTMF digits received (RFC 4733, in-band, SIP INFO).",
         s.dtmf_digits,
+    );
+    let (m, legs) = media.lock().map(|g| g.clone()).unwrap_or_default();
+    put(
+        "switchboard_media_legs",
+        "gauge",
+        "Media legs (socket pairs) in use.",
+        legs as u64,
+    );
+    put(
+        "switchboard_rtp_packets_received_total",
+        "counter",
+        "RTP packets received on media legs.",
+        m.packets_in,
+    );
+    put(
+        "switchboard_rtp_packets_relayed_total",
+        "counter",
+        "RTP packets relayed without decoding.",
+        m.packets_relayed,
+    );
+    put(
+        "switchboard_rtp_packets_generated_total",
+        "counter",
+        "RTP packets we encoded (transcoded, mixed, prompts).",
+        m.packets_transcoded,
+    );
+    put(
+        "switchboard_rtp_dropped_stranger_total",
+        "counter",
+        "RTP packets from a source that is not the leg's peer.",
+        m.packets_dropped_stranger,
+    );
+    put(
+        "switchboard_rtp_dropped_malformed_total",
+        "counter",
+        "Malformed RTP packets.",
+        m.packets_dropped_malformed,
+    );
+    put(
+        "switchboard_rtp_dropped_payload_type_total",
+        "counter",
+        "RTP packets with a payload type the leg did not negotiate.",
+        m.packets_dropped_unexpected_pt,
+    );
+    put(
+        "switchboard_rtp_concealed_frames_total",
+        "counter",
+        "Lost frames concealed on decoding paths.",
+        m.concealed_frames,
+    );
+    put(
+        "switchboard_media_ticks_skipped_total",
+        "counter",
+        "20 ms media ticks lost because the media thread fell more than 100 ms behind.",
+        m.ticks_skipped,
     );
     (StatusCode::OK, out)
 }

@@ -19,7 +19,11 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// The media engine's counters and live leg count, published by the media thread about once a
+/// second for `/metrics`.
+pub(crate) type MediaCounters = Arc<Mutex<(crate::media::engine::MediaStats, usize)>>;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
@@ -88,6 +92,7 @@ impl MediaPorts {
         default_ip: IpAddr,
         to_switch: tokio::sync::mpsc::Sender<ToSwitch>,
         data_dir: PathBuf,
+        counters: MediaCounters,
     ) -> std::io::Result<MediaPorts> {
         let bind_ip = settings.address.unwrap_or(default_ip);
         let advertised = settings.advertised.unwrap_or(bind_ip);
@@ -97,7 +102,7 @@ impl MediaPorts {
         let timeout = settings.rtp_timeout;
         std::thread::Builder::new()
             .name("media".into())
-            .spawn(move || media_thread(rx, w, to_switch, timeout, data_dir))?;
+            .spawn(move || media_thread(rx, w, to_switch, timeout, data_dir, counters))?;
         let first = settings.port_min + (settings.port_min % 2);
         Ok(MediaPorts {
             bind_ip,
@@ -218,7 +223,9 @@ fn media_thread(
     to_switch: tokio::sync::mpsc::Sender<ToSwitch>,
     rtp_timeout: Duration,
     data_dir: PathBuf,
+    counters: MediaCounters,
 ) {
+    let mut published = Instant::now();
     // SAFETY: epoll_create1 has no preconditions; the result is checked.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
     if ep < 0 {
@@ -356,6 +363,12 @@ fn media_thread(
                 recordings: &mut recordings,
             };
             engine.handle_tick(Instant::now(), &mut sink);
+        }
+        if published.elapsed() >= Duration::from_secs(1) {
+            published = Instant::now();
+            if let Ok(mut c) = counters.lock() {
+                *c = (engine.stats().clone(), engine.leg_count());
+            }
         }
     }
 }

@@ -138,7 +138,12 @@ pub async fn serve(
         .with_context(|| format!("binding HTTP {}", opts.http))?;
     let http_addr = http_listener.local_addr()?;
     info!(addr = %http_addr, "HTTP listening");
-    tokio::spawn(http::serve(http_listener, to_switch.clone()));
+    let media_counters = media::MediaCounters::default();
+    tokio::spawn(http::serve(
+        http_listener,
+        to_switch.clone(),
+        media_counters.clone(),
+    ));
 
     let default_ip = local
         .udp
@@ -150,6 +155,7 @@ pub async fn serve(
         default_ip,
         to_switch.clone(),
         opts.data.clone(),
+        media_counters,
     )
     .context("starting the media thread")?;
     let mut secret = [0u8; 32];

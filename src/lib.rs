@@ -17,3 +17,4 @@ pub mod runtime;
 pub mod sdp;
 pub mod sip;
 pub mod telemetry;
+pub mod text;

@@ -15,6 +15,8 @@ pub mod ivr;
 pub mod media;
 pub mod runtime;
 pub mod sdp;
+pub mod setup;
 pub mod sip;
+pub mod speech;
 pub mod telemetry;
 pub mod text;

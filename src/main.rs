@@ -28,6 +28,9 @@ enum Command {
         /// Directory of IVR flows.
         #[arg(long, default_value = "ivr-flows")]
         flows: PathBuf,
+        /// Queues and agents.
+        #[arg(long, default_value = "sip-profiles/contact-centre.yaml")]
+        contact_centre: PathBuf,
         /// Data directory (SQLite, recordings).
         #[arg(long, default_value = "var")]
         data: PathBuf,
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Run {
             profile,
             flows,
+            contact_centre,
             data,
             sip,
             http,
@@ -125,6 +129,7 @@ fn main() -> ExitCode {
             let opts = switchboard::runtime::RunOptions {
                 profile: Arc::new(profile),
                 flows,
+                contact_centre,
                 data,
                 sip,
                 http,
@@ -180,53 +185,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// What flows may refer to: users and trunks of the profile, queues of the contact centre,
-/// recorded prompts in `FLOWS/prompts/`.
-fn known(
-    flows: &std::path::Path,
-    profile: Option<&switchboard::config::Profile>,
-    acd: Option<&switchboard::acd::AcdConfig>,
-) -> switchboard::ivr::Known {
-    let mut k = switchboard::ivr::Known::default();
-    if let Ok(dir) = std::fs::read_dir(flows.join("prompts")) {
-        k.prompts = dir
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .collect();
-    }
-    if let Some(p) = profile {
-        k.users = p.users.iter().map(|u| u.extension.clone()).collect();
-        k.trunks = p.trunks.iter().map(|t| t.name.clone()).collect();
-    }
-    if let Some(a) = acd {
-        k.queues = a.queues.iter().map(|q| q.name.clone()).collect();
-    }
-    k
-}
-
-/// Loads the contact-centre file, with its errors as `file:line:col: message` lines.
-fn load_acd(path: &std::path::Path) -> (Option<switchboard::acd::AcdConfig>, Vec<String>) {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            return (
-                None,
-                vec![format!("{}:1:1: cannot read: {e}", path.display())],
-            )
-        }
-    };
-    match switchboard::acd::AcdConfig::from_yaml(&path.display().to_string(), &text) {
-        Ok(c) => (Some(c), vec![]),
-        Err(errors) => (
-            None,
-            errors
-                .iter()
-                .map(|e| format!("{}:{}:{}: {}", e.file, e.line, e.col, e.message))
-                .collect(),
-        ),
-    }
-}
-
 /// Prints every configuration error; returns how many there were.
 fn check(
     profile: &std::path::Path,
@@ -241,10 +199,14 @@ fn check(
             None
         }
     };
-    let (acd, acd_errors) = load_acd(contact_centre);
-    lines.extend(acd_errors);
-    let (_, flow_errors) =
-        switchboard::ivr::load_flows(flows, &known(flows, profile.as_ref(), acd.as_ref()));
+    let acd = match switchboard::setup::load_contact_centre(contact_centre) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            lines.extend(e);
+            None
+        }
+    };
+    let (_, flow_errors) = switchboard::setup::load_flows(flows, profile.as_ref(), acd.as_ref());
     lines.extend(flow_errors.iter().map(|e| e.to_string()));
     for l in &lines {
         println!("{l}");
@@ -262,7 +224,10 @@ fn flow_simulate(args: &[String]) -> ExitCode {
     };
     let profile =
         switchboard::config::load_profile(std::path::Path::new("sip-profiles/default.yaml")).ok();
-    let (acd, _) = load_acd(std::path::Path::new("sip-profiles/contact-centre.yaml"));
+    let acd = switchboard::setup::load_contact_centre(std::path::Path::new(
+        "sip-profiles/contact-centre.yaml",
+    ))
+    .ok();
     let flows_dir = parsed
         .file
         .parent()
@@ -270,7 +235,7 @@ fn flow_simulate(args: &[String]) -> ExitCode {
         .unwrap_or(std::path::Path::new("."));
     match switchboard::ivr::simulate_file(
         &parsed,
-        &known(flows_dir, profile.as_ref(), acd.as_ref()),
+        &switchboard::setup::flow_known(flows_dir, profile.as_ref(), acd.as_ref()),
     ) {
         Ok(transcript) => {
             print!("{transcript}");

@@ -36,7 +36,7 @@ pub struct SessionTimer {
 }
 
 /// A dialog with one peer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Leg {
     pub side: Side,
     /// Where requests to this leg go, and the only source accepted for its requests.

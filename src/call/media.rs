@@ -437,7 +437,7 @@ pub(crate) fn codec_of(name: &str) -> Option<Codec> {
         .find(|c| encoding(*c).eq_ignore_ascii_case(name))
 }
 
-fn sanitize_file_name(s: &str) -> String {
+pub(crate) fn sanitize_file_name(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.@".contains(c) {

@@ -14,16 +14,20 @@
 //! session timers (RFC 4028) end calls whose peers died. Media is passed through in the SDP
 //! until the media engine anchors it.
 
+mod app;
 mod leg;
 mod media;
+mod queue;
 mod register;
 mod routing;
 #[cfg(test)]
 mod tests;
 mod trunk_register;
 
+pub use app::{AppInput, AppRequest, AppServices, HttpRequest, RecordedApps};
 pub use leg::{Leg, SessionTimer, Side};
 pub use media::{MediaControl, MediaLog, RecordedMedia};
+pub use queue::{AgentRequestError, DEFAULT_HOLD_MUSIC};
 pub use routing::{Identity, RouteDecision};
 
 use crate::config::Profile;
@@ -97,6 +101,14 @@ pub struct SwitchConfig {
     pub media: Box<dyn MediaControl>,
     /// Where recordings go (`recordings/` below it).
     pub data_dir: PathBuf,
+    /// Prompts, speech and HTTP for calls run by IVR flows.
+    pub apps: Box<dyn AppServices>,
+    /// The IVR flows routes may send calls to.
+    pub flows: crate::ivr::Flows,
+    /// The business's local time at the `now` given to [`Switch::new`].
+    pub local_epoch: crate::ivr::LocalDateTime,
+    /// Queues and agents.
+    pub acd: crate::acd::AcdConfig,
 }
 
 /// Where a new leg goes.
@@ -147,6 +159,8 @@ enum CallTimer {
     SessionRefresh(u8),
     /// Forget an ended call after late retransmissions have passed.
     Linger,
+    /// The IVR flow's next deadline.
+    App,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +264,14 @@ struct Call {
     digits: String,
     recording_path: Option<PathBuf>,
     answered_at: Option<Instant>,
+    /// The IVR flow running this call (no B leg until it transfers or queues).
+    app: Option<app::App>,
+    /// The B leg answered (its dialog is confirmed).
+    b_answered: bool,
+    /// The call's place in the contact centre.
+    queued: Option<queue::Queued>,
+    /// Hang up when the prompt playing ends (feature-code confirmations).
+    hangup_after_prompt: bool,
 }
 
 /// What the API shows of a call.
@@ -265,9 +287,21 @@ pub struct CallSummary {
     pub digits: String,
     pub recording: Option<PathBuf>,
     pub duration_ms: u64,
+    /// For calls run by an IVR flow: where it is (`flow/step`) or where it sent the caller.
+    pub flow: Option<String>,
+    /// What the caller pressed or said in the flow.
+    pub inputs: Vec<String>,
+    /// The queue the caller waits in (or was answered from), and the agent who answered.
+    pub queue: Option<String>,
+    pub agent: Option<String>,
 }
 
 impl Call {
+    /// Switchboard answered the caller itself (IVR, queue): a B leg comes and goes later.
+    fn answered_by_us(&self) -> bool {
+        self.app.is_some() || self.queued.is_some()
+    }
+
     fn leg(&self, side: Side) -> Option<&Leg> {
         match side {
             Side::A => Some(&self.a),
@@ -338,6 +372,22 @@ pub struct Switch {
     recent: VecDeque<CallSummary>,
     /// Transactions of trunk registrations → index in `trunk_regs`.
     reg_txs: HashMap<TxId, usize>,
+    apps: Box<dyn AppServices>,
+    flows: crate::ivr::Flows,
+    local_epoch: crate::ivr::LocalDateTime,
+    acd: crate::acd::Acd,
+    /// Offers ringing an agent → the caller's call.
+    offers: HashMap<crate::acd::OfferId, CallKey>,
+    /// Agents by phone extension, and back; their API tokens.
+    agent_ext: HashMap<String, crate::acd::AgentId>,
+    agent_extension: HashMap<crate::acd::AgentId, String>,
+    agent_tokens: HashMap<crate::acd::AgentId, Option<String>>,
+    /// Each caller number's last agent (sticky routing), bounded.
+    last_agent: HashMap<String, crate::acd::AgentId>,
+    /// Hold music per queue (prompt file).
+    queue_music: HashMap<String, String>,
+    /// B INVITEs given up while ringing: the leg, the INVITE, whether it rang (CANCEL sent).
+    orphans: HashMap<TxId, (Leg, Request, bool)>,
 }
 
 impl Switch {
@@ -383,6 +433,37 @@ impl Switch {
             data_dir: cfg.data_dir,
             recent: VecDeque::new(),
             reg_txs: HashMap::new(),
+            apps: cfg.apps,
+            flows: cfg.flows,
+            local_epoch: cfg.local_epoch,
+            agent_ext: cfg
+                .acd
+                .agents
+                .iter()
+                .map(|a| (a.extension.clone(), crate::acd::AgentId(a.id.clone())))
+                .collect(),
+            agent_extension: cfg
+                .acd
+                .agents
+                .iter()
+                .map(|a| (crate::acd::AgentId(a.id.clone()), a.extension.clone()))
+                .collect(),
+            agent_tokens: cfg
+                .acd
+                .agents
+                .iter()
+                .map(|a| (crate::acd::AgentId(a.id.clone()), a.api_token.clone()))
+                .collect(),
+            queue_music: cfg
+                .acd
+                .queues
+                .iter()
+                .filter_map(|q| Some((q.name.clone(), q.hold_music.clone()?)))
+                .collect(),
+            acd: crate::acd::Acd::new(cfg.acd),
+            offers: HashMap::new(),
+            last_agent: HashMap::new(),
+            orphans: HashMap::new(),
         };
         sw.init_trunk_registrations(now);
         sw
@@ -436,6 +517,7 @@ impl Switch {
             calls,
             reg,
             self.trunk_reg_timeout(),
+            self.acd.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -707,6 +789,9 @@ impl Switch {
             Ok(id) => id,
             Err(reject) => return self.reject(now, tx, &req, reject),
         };
+        if self.try_feature_code(now, peer, tx, &req, &identity) {
+            return;
+        }
         let from_user = req.from().ok().and_then(|f| f.uri.user);
         let (decision, record) = self.route(
             &identity,
@@ -723,6 +808,17 @@ impl Switch {
             }
             RouteDecision::Unavailable(what) => self.respond(now, tx, &req, 480, Some(&what), None),
             RouteDecision::Echo => self.start_echo(now, peer, tx, req, identity, record),
+            RouteDecision::Flow(flow) => {
+                let call_id = req.call_id().unwrap_or_default().to_string();
+                if let (Some(key), true) =
+                    (self.start_flow(now, peer, tx, req, identity, &flow), record)
+                {
+                    self.media_record(key, &call_id);
+                }
+            }
+            RouteDecision::Queue(queue) => {
+                self.start_queue_call(now, peer, tx, req, identity, &queue)
+            }
             RouteDecision::User(_) | RouteDecision::Trunk(_) => {
                 let number = req.uri.user.clone().unwrap_or_default();
                 match self.resolve(now, &decision, &number) {
@@ -806,6 +902,10 @@ impl Switch {
             RouteDecision::Challenge => Err((403, "Not allowed".into())),
             RouteDecision::Unavailable(what) => Err((480, what.clone())),
             RouteDecision::Echo => Err((480, "The echo test cannot be a transfer target".into())),
+            RouteDecision::Flow(_) | RouteDecision::Queue(_) => Err((
+                480,
+                "Only users and numbers can be dialled from here".into(),
+            )),
         }
     }
 
@@ -918,6 +1018,10 @@ impl Switch {
             digits: String::new(),
             recording_path: None,
             answered_at: None,
+            app: None,
+            b_answered: false,
+            queued: None,
+            hangup_after_prompt: false,
         };
         call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
         self.calls.insert(key, call);
@@ -972,11 +1076,6 @@ impl Switch {
         let Some(key) = self.new_call(now, peer, tx, req, identity.clone(), trunks) else {
             return;
         };
-        let (caller_user, display) = caller.unwrap_or_else(|| ("anonymous".into(), None));
-        if let Err(e) = self.media_allocate(key, Side::B) {
-            warn!(error = %e, "no media ports");
-            return self.fail_call(now, key, 503, Some("No media resources"));
-        }
         let call_id = self
             .calls
             .get(&key)
@@ -984,6 +1083,57 @@ impl Switch {
             .unwrap_or_default();
         if record {
             self.media_record(key, &call_id);
+        }
+        if let Some(call) = self.calls.get(&key) {
+            let (caller_user, _) = caller.clone().unwrap_or_else(|| ("anonymous".into(), None));
+            let _g = call.span.enter();
+            info!(from = %redact(&caller_user), to = %redact(&called), ?identity, dest = %target_peer, "call started");
+        }
+        self.dial_b(
+            now,
+            key,
+            Destination {
+                uri: target,
+                peer: target_peer,
+                to,
+                trunks: vec![],
+                identity: b_identity,
+                record,
+            },
+        );
+    }
+
+    /// Places the B leg of a call towards `dest` with our own offer (its trunks are already
+    /// counted against the call).
+    fn dial_b(&mut self, now: Instant, key: CallKey, dest: Destination) {
+        let Destination {
+            uri: target,
+            peer: target_peer,
+            to,
+            trunks,
+            identity: b_identity,
+            record: _,
+        } = dest;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        for t in trunks {
+            if !call.trunks.contains(&t) {
+                call.trunks.push(t);
+            }
+        }
+        let from = NameAddr::parse(&call.a.remote_uri);
+        let caller_user = from
+            .as_ref()
+            .and_then(|f| f.uri.user.clone())
+            .unwrap_or_else(|| "anonymous".into());
+        let display = from.and_then(|f| f.display);
+        if let Err(e) = self.media_allocate(key, Side::B) {
+            warn!(error = %e, "no media ports");
+            if self.calls.get(&key).is_some_and(|c| c.answered_by_us()) {
+                return self.app_b_failed(now, key, 503);
+            }
+            return self.fail_call(now, key, 503, Some("No media resources"));
         }
         let offer = self.media_offer(key, Side::B, Direction::SendRecv);
         let b_call_id = format!("{}@switchboard", self.token(20));
@@ -1033,16 +1183,15 @@ impl Switch {
             invite.headers.push(HeaderName::ContentType, SDP);
             invite.body = body;
         }
-        {
-            let _g = call.span.enter();
-            info!(from = %redact(&caller_user), to = %redact(&called), ?identity, dest = %target_peer, "call started");
-        }
         call.identities[Side::B.idx()] = b_identity;
         call.b = Some(b);
         call.b_invite = Some(invite.clone());
         let b_tx = self.layer.send_request(now, invite, target_peer);
         let call = self.calls.get_mut(&key).expect("present");
         call.b_invite_tx = Some(b_tx);
+        if call.answered_by_us() {
+            call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+        }
         self.track(b_tx, key, TxRole::BInvite);
         self.dialogs.insert((b_call_id, b_tag), (key, Side::B));
         self.schedule(key);
@@ -1073,29 +1222,11 @@ impl Switch {
             return;
         };
         call.echo = true;
-        call.clear_timer(CallTimer::Ring);
-        let a_offered = !call.a_invite.body.is_empty();
-        let body = if a_offered {
-            self.media_answer_body(key, Side::A)
-        } else {
-            self.media_offer(key, Side::A, Direction::SendRecv)
-        };
-        let Some(call) = self.calls.get_mut(&key) else {
-            return;
-        };
-        call.state = CallState::Answered;
-        call.answered_at = Some(now);
-        self.stats.calls_answered += 1;
-        let req = call.a_invite.clone();
         {
             let _g = call.span.enter();
             info!("echo test answered");
         }
-        self.respond_2xx(now, key, Side::A, tx, &req, body);
-        if a_offered {
-            self.media_commit_answer(key, Side::A);
-        }
-        self.arm_session(now, key, Side::A, &Default::default(), true);
+        self.answer_a(now, key);
     }
 
     /// Answers `req` (from `side`) with 200: Contact, Session-Expires echoed, an SDP body when
@@ -1188,6 +1319,9 @@ impl Switch {
                 self.reg_txs.remove(&tx);
             }
             return self.on_trunk_register_response(now, i, resp);
+        }
+        if self.orphan_response(now, tx, &resp) {
+            return;
         }
         let invite_2xx = resp.is_success() && resp.cseq().is_ok_and(|c| c.method == Method::Invite);
         if invite_2xx {
@@ -1318,6 +1452,9 @@ impl Switch {
         }
         let (code, reason) = map_failure(status, &resp.reason);
         info!(status, mapped = code, "callee failed");
+        if self.calls.get(&key).is_some_and(|c| c.answered_by_us()) {
+            return self.app_b_failed(now, key, status);
+        }
         self.fail_call(now, key, code, Some(&reason));
     }
 
@@ -1451,6 +1588,9 @@ impl Switch {
         let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
         let ack = b.ack(seq);
         let b_peer = b.peer;
+        if call.answered_by_us() && call.state == CallState::Answered {
+            return self.on_app_b_answered(now, key, tx, ack, b_peer, resp);
+        }
         if call.state != CallState::Early {
             // The caller is gone (CANCEL/2xx race, ring timeout): ACK the answer and hang up.
             let _g = call.span.clone().entered();
@@ -1476,6 +1616,7 @@ impl Switch {
         }
         let call = self.calls.get_mut(&key).expect("present");
         call.state = CallState::Answered;
+        call.b_answered = true;
         call.answered_at = Some(now);
         self.stats.calls_answered += 1;
         // 200 to A: our answer to its offer, or our own offer (late offer: the answer comes
@@ -1610,8 +1751,15 @@ impl Switch {
                 self.respond(now, tx, &inv, 487, None, Some(&tag));
             }
         } else {
+            let call = self.calls.get(&key).expect("present");
+            let b_ringing = call.b_invite_tx.is_some() && !call.b_answered;
             for side in [Side::A, Side::B] {
-                if Some(side) != except {
+                if Some(side) == except {
+                    continue;
+                }
+                if side == Side::B && b_ringing {
+                    self.send_cancel_b(now, key);
+                } else {
                     self.send_bye(now, key, side);
                 }
             }
@@ -1686,6 +1834,7 @@ impl Switch {
                 self.recent.push_back(s);
             }
         }
+        self.queue_call_over(now, key);
         let t4 = self.timers.t4;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -1733,6 +1882,17 @@ impl Switch {
                 .answered_at
                 .map(|a| now.saturating_duration_since(a).as_millis() as u64)
                 .unwrap_or(0),
+            flow: c
+                .app
+                .as_ref()
+                .map(|a| a.outcome.clone().unwrap_or_else(|| a.position())),
+            inputs: c
+                .app
+                .as_ref()
+                .map(|a| a.inputs().to_vec())
+                .unwrap_or_default(),
+            queue: c.queued.as_ref().map(|q| q.queue.clone()),
+            agent: c.queued.as_ref().and_then(|q| q.agent_name()),
         })
     }
 
@@ -1755,7 +1915,13 @@ impl Switch {
         match event {
             MediaEvent::Dtmf { leg, digit, inband } => {
                 if let Some(&(key, side)) = self.leg_index.get(&leg) {
-                    self.on_digit(key, side, digit, if inband { "in-band" } else { "rfc4733" });
+                    self.on_digit(
+                        now,
+                        key,
+                        side,
+                        digit,
+                        if inband { "in-band" } else { "rfc4733" },
+                    );
                 }
             }
             MediaEvent::Inactive { leg } => {
@@ -1778,20 +1944,29 @@ impl Switch {
                     }
                 }
             }
-            MediaEvent::PlayFinished { .. } => {}
+            MediaEvent::PlayFinished { leg, interrupted } => {
+                if let Some(&(key, Side::A)) = self.leg_index.get(&leg) {
+                    self.app_play_finished(now, key, interrupted);
+                }
+            }
             MediaEvent::RecordingStopped { rec } => debug!(rec, "recording stopped"),
         }
     }
 
     /// A DTMF digit from a side of a call.
-    fn on_digit(&mut self, key: CallKey, side: Side, digit: char, how: &'static str) {
+    fn on_digit(&mut self, now: Instant, key: CallKey, side: Side, digit: char, how: &'static str) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         call.digits.push(digit);
         self.stats.dtmf_digits += 1;
-        let _g = call.span.enter();
-        info!(%digit, side = ?side, how, "dtmf");
+        {
+            let _g = call.span.enter();
+            info!(%digit, side = ?side, how, "dtmf");
+        }
+        if side == Side::A && call.app.is_some() {
+            self.app_event(now, key, crate::ivr::Event::Dtmf(digit));
+        }
     }
 
     /// Gives back the call's trunk capacity once it has ended.
@@ -1996,7 +2171,7 @@ impl Switch {
         if req.method == Method::Info {
             if let Some(digit) = dtmf_from_info(&req) {
                 self.respond(now, tx, &req, 200, None, None);
-                self.on_digit(key, side, digit, "info");
+                self.on_digit(now, key, side, digit, "info");
                 // The other side hears it as RFC 4733 when it negotiated events, else as INFO.
                 let other = self
                     .calls
@@ -2213,7 +2388,11 @@ impl Switch {
                 (TxRole::BInvite, TuEvent::Timeout)
                     if self.calls.get(&key).and_then(|c| c.b_invite_tx) == Some(tx) =>
                 {
-                    self.fail_call(now, key, 408, Some("Callee did not answer the INVITE"));
+                    if self.calls.get(&key).is_some_and(|c| c.answered_by_us()) {
+                        self.app_b_failed(now, key, 408);
+                    } else {
+                        self.fail_call(now, key, 408, Some("Callee did not answer the INVITE"));
+                    }
                 }
                 (TxRole::Bye, _) => self.client_tx_done(now, key),
                 (TxRole::TransferInvite, TuEvent::Timeout) => {
@@ -2250,7 +2429,9 @@ impl Switch {
         }
         for b in self.registrar.expire(now) {
             info!(aor = %b.aor, "registration expired");
+            self.phone_gone(now, &b.aor);
         }
+        self.acd_timeout(now);
         while let Some(Reverse((at, key))) = self.wakeups.peek().copied() {
             if at > now {
                 break;
@@ -2284,13 +2465,23 @@ impl Switch {
         };
         match t {
             CallTimer::Ring => {
-                if call.state == CallState::Early {
+                if call.answered_by_us() && call.state == CallState::Answered {
+                    if call.b_invite_tx.is_some() && !call.b_answered {
+                        let _g = call.span.clone().entered();
+                        info!("ring timeout");
+                        if !self.queue_ring_timeout(now, key) {
+                            self.abandon_b(now, key);
+                            self.app_b_failed(now, key, 408);
+                        }
+                    }
+                } else if call.state == CallState::Early {
                     let _g = call.span.clone().entered();
                     info!("ring timeout");
                     self.send_cancel_b(now, key);
                     self.fail_call(now, key, 480, Some("No answer"));
                 }
             }
+            CallTimer::App => self.app_timeout(now, key),
             CallTimer::Retransmit2xx(s) => {
                 let Some(r) = call.retrans[s as usize].as_mut() else {
                     return;
@@ -2453,7 +2644,9 @@ impl Switch {
             RouteDecision::Reject { status, reason } => Err((status, reason.unwrap_or_default())),
             RouteDecision::Challenge => Err((403, "Transfer target not allowed".into())),
             RouteDecision::Unavailable(w) => Err((480, w)),
-            RouteDecision::Echo => Err((480, "The echo test cannot be a transfer target".into())),
+            RouteDecision::Echo | RouteDecision::Flow(_) | RouteDecision::Queue(_) => {
+                Err((480, "Only users and numbers can be transfer targets".into()))
+            }
         };
         let dest = match dest {
             Ok(d) => d,
@@ -2743,7 +2936,7 @@ pub fn dtmf_from_info(req: &Request) -> Option<char> {
 
 /// The CANCEL for an INVITE we sent (RFC 3261 §9.1): same Request-URI, Via, From, Call-ID,
 /// Route and CSeq number; To without a tag.
-fn cancel_for(invite: &Request, to: &str) -> Request {
+pub(crate) fn cancel_for(invite: &Request, to: &str) -> Request {
     let mut cancel = Request::new(Method::Cancel, invite.uri.clone());
     for n in [HeaderName::Via, HeaderName::From, HeaderName::CallId] {
         if let Some(v) = invite.headers.get(&n) {

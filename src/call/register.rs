@@ -99,6 +99,9 @@ impl Switch {
                 resp.headers.push(HeaderName::Server, USER_AGENT);
                 info!(aor = %aor, bindings = bindings.len(), source = %peer, "registered");
                 self.layer.respond(now, tx, &resp);
+                if bindings.is_empty() {
+                    self.phone_gone(now, &aor);
+                }
             }
             RegisterOutcome::IntervalTooBrief { min_expires } => {
                 let mut resp = response_to(&req, 423, None, Some(&tag));

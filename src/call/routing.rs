@@ -31,6 +31,10 @@ pub enum RouteDecision {
     },
     /// The echo test: answer and send the caller's audio back.
     Echo,
+    /// Answered by Switchboard and run through this IVR flow.
+    Flow(String),
+    /// Answered by Switchboard and queued for an agent.
+    Queue(String),
     /// A target this build cannot serve yet (flows, queues) or that is not loaded.
     Unavailable(String),
 }
@@ -197,11 +201,15 @@ impl Switch {
                     }
                 }
                 RouteTarget::Trunk(t) => RouteDecision::Trunk(t.clone()),
+                RouteTarget::Flow(f) if self.has_flow(f) => RouteDecision::Flow(f.clone()),
                 RouteTarget::Flow(f) => {
-                    RouteDecision::Unavailable(format!("IVR flow {f} is not running"))
+                    RouteDecision::Unavailable(format!("IVR flow {f} is not loaded"))
+                }
+                RouteTarget::Queue(q) if self.acd.queue_names().any(|n| n == q) => {
+                    RouteDecision::Queue(q.clone())
                 }
                 RouteTarget::Queue(q) => {
-                    RouteDecision::Unavailable(format!("Queue {q} is not running"))
+                    RouteDecision::Unavailable(format!("Queue {q} is not configured"))
                 }
                 RouteTarget::Echo => RouteDecision::Echo,
                 RouteTarget::Reject { code, reason } => RouteDecision::Reject {

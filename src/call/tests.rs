@@ -45,6 +45,20 @@ fn switch_with(t0: Instant, extra_trunks: &str, media: RecordedMedia) -> Switch 
         nonce_secret: [9; 32],
         media: Box::new(media),
         data_dir,
+        apps: Box::new(crate::call::RecordedApps::default()),
+        flows: crate::ivr::Flows::default(),
+        local_epoch: crate::ivr::LocalDateTime::new(
+            crate::ivr::Date::new(2026, 11, 23).unwrap(),
+            9,
+            0,
+            0,
+        )
+        .unwrap(),
+        acd: crate::acd::AcdConfig {
+            queues: vec![],
+            agents: vec![],
+            seed: 1,
+        },
     };
     Switch::new(t0, cfg)
 }

@@ -77,7 +77,7 @@ pub enum Event {
 }
 
 /// What to play.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Prompt {
     /// A prompt file, relative to the prompts directory.
     File(String),

@@ -396,6 +396,7 @@ pub fn simulate(flow_name: &str, flows: &Flows, opts: &SimOptions) -> SimTranscr
     let channel = match &opts.channel {
         Channel::Trunk(t) => format!("trunk {t}"),
         Channel::Browser => "browser".to_owned(),
+        Channel::Phone => "phone".to_owned(),
     };
     let header = format!(
         "caller {}{}, called {} ({channel}), {} {}",
@@ -829,6 +830,7 @@ where
                 out.channel = Some(match value.strip_prefix("trunk:") {
                     Some(t) if !t.is_empty() => Channel::Trunk(t.to_owned()),
                     _ if value == "browser" => Channel::Browser,
+                    _ if value == "phone" => Channel::Phone,
                     _ => return Err(SimArgError::BadChannel(value)),
                 });
             }

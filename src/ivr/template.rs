@@ -52,6 +52,8 @@ pub enum Channel {
     Trunk(String),
     /// From a web page or app over WebRTC.
     Browser,
+    /// From a phone registered with us (a local user).
+    Phone,
 }
 
 /// What the runtime knows about a call when the flow starts.
@@ -90,6 +92,10 @@ impl Variables {
             }
             Channel::Browser => {
                 v.set("channel", "browser");
+                v.set("channel.trunk", "");
+            }
+            Channel::Phone => {
+                v.set("channel", "phone");
                 v.set("channel.trunk", "");
             }
         }

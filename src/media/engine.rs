@@ -96,6 +96,10 @@ pub enum MediaCommand {
     },
     /// Send a DTMF digit to a leg (RFC 4733 when negotiated).
     SendDigit { leg: LegId, digit: char },
+    /// Hand the leg's decoded incoming audio to [`MediaSink::audio`] (speech recognition).
+    Listen { leg: LegId, on: bool },
+    /// Finish a recording now (its legs go on).
+    StopRecord { rec: RecordingId },
     /// The leg is gone.
     Release { leg: LegId },
 }
@@ -125,6 +129,8 @@ pub trait MediaSink {
     fn event(&mut self, event: MediaEvent);
     /// An interleaved stereo 8 kHz frame for a recording.
     fn record(&mut self, rec: RecordingId, stereo: &[i16]);
+    /// Decoded 8 kHz audio from a leg that is listened to ([`MediaCommand::Listen`]).
+    fn audio(&mut self, _leg: LegId, _pcm: &[i16]) {}
 }
 
 /// Counters for metrics and the benchmark.
@@ -182,6 +188,8 @@ struct LegState {
     /// This tick's decoded input frame (transcoding, mixing).
     frame: Option<Vec<i16>>,
     recording: Option<(RecordingId, usize)>,
+    /// The leg's decoded audio goes to [`MediaSink::audio`].
+    listen: bool,
     /// Decoded audio from this leg for a recording or in-band detection.
     rec_buf: VecDeque<i16>,
     last_rtcp: Option<Instant>,
@@ -281,6 +289,7 @@ impl MediaEngine {
                     player: VecDeque::new(),
                     frame: None,
                     recording: None,
+                    listen: false,
                     rec_buf: VecDeque::new(),
                     last_rtcp: None,
                     pcm: Vec::new(),
@@ -370,6 +379,24 @@ impl MediaEngine {
                     });
                 }
                 self.refresh_modes();
+            }
+            MediaCommand::Listen { leg, on } => {
+                if let Some(l) = self.legs.get_mut(&leg) {
+                    l.listen = on;
+                }
+            }
+            MediaCommand::StopRecord { rec } => {
+                if self.recordings.contains_key(&rec) {
+                    self.flush_recording(rec, sink);
+                    self.recordings.remove(&rec);
+                    for l in self.legs.values_mut() {
+                        if l.recording.is_some_and(|(r, _)| r == rec) {
+                            l.recording = None;
+                            l.rec_buf.clear();
+                        }
+                    }
+                    sink.event(MediaEvent::RecordingStopped { rec });
+                }
             }
             MediaCommand::StopPlay { leg } => {
                 if let Some(l) = self.legs.get_mut(&leg) {
@@ -584,7 +611,7 @@ impl MediaEngine {
         }
 
         // Taps that need decoded audio: in-band DTMF, recording.
-        let needs_pcm = l.inband.is_some() || l.recording.is_some();
+        let needs_pcm = l.inband.is_some() || l.recording.is_some() || l.listen;
         let mut inband_digit = None;
         if needs_pcm && l.jitter.is_none() {
             if let Some(dec) = l.decoder.as_mut() {
@@ -594,6 +621,9 @@ impl MediaEngine {
                 inband_digit = l.inband.as_mut().and_then(|det| det.feed(&pcm));
                 if l.recording.is_some() {
                     l.rec_buf.extend(pcm.iter().copied());
+                }
+                if l.listen {
+                    sink.audio(leg, &pcm);
                 }
                 l.pcm = pcm;
             }
@@ -796,6 +826,9 @@ impl MediaEngine {
         }
         if l.recording.is_some() {
             l.rec_buf.extend(pcm.iter().copied());
+        }
+        if l.listen {
+            sink.audio(id, &pcm);
         }
         let digit = l.inband.as_mut().and_then(|det| det.feed(&pcm));
         l.frame = Some(pcm);

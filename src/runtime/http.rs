@@ -13,23 +13,231 @@ use tokio::sync::{mpsc, oneshot};
 struct AppState {
     to_switch: mpsc::Sender<ToSwitch>,
     media: super::media::MediaCounters,
+    data: std::path::PathBuf,
 }
 
 pub(super) async fn serve(
     listener: tokio::net::TcpListener,
     to_switch: mpsc::Sender<ToSwitch>,
     media: super::media::MediaCounters,
+    data: std::path::PathBuf,
 ) {
     let app = Router::new()
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/v1/calls", get(calls))
-        .with_state(AppState { to_switch, media });
+        .route("/api/v1/demo/customers/{number}", get(demo_customer))
+        .route("/api/v1/agents", get(agents))
+        .route(
+            "/api/v1/agents/{id}/state",
+            axum::routing::post(agent_state),
+        )
+        .route("/api/v1/queues", get(queues))
+        .with_state(AppState {
+            to_switch,
+            media,
+            data,
+        });
     let _ = axum::serve(listener, app).await;
+}
+
+/// The demo customer file's default contents, written to the data directory on first use.
+const DEMO_CUSTOMERS: &str = include_str!("demo_customers.json");
+
+/// The demo customer service the sample flow looks callers up in: `demo-customers.json` in
+/// the data directory, keyed by calling number (digits only; a leading `+` is ignored).
+async fn demo_customer(
+    State(AppState { data, .. }): State<AppState>,
+    axum::extract::Path(number): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    let path = data.join("demo-customers.json");
+    if !path.exists() {
+        let _ = tokio::fs::write(&path, DEMO_CUSTOMERS).await;
+    }
+    let text = tokio::fs::read_to_string(&path)
+        .await
+        .unwrap_or_else(|_| DEMO_CUSTOMERS.to_string());
+    let all: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(serde_json::json!({ "error": format!("{}: {e}", path.display()) })),
+            )
+        }
+    };
+    let key = number.trim_start_matches('+');
+    match all.get(key) {
+        Some(c) => {
+            let today = super::local_now().date().to_string();
+            let text = c.to_string().replace("\"today\"", &format!("\"{today}\""));
+            let v = serde_json::from_str(&text).unwrap_or_else(|_| c.clone());
+            (StatusCode::OK, axum::Json(v))
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "no such customer" })),
+        ),
+    }
 }
 
 async fn health() -> &'static str {
     "ok\n"
+}
+
+/// Asks the switch task something; `None` when it is gone.
+async fn ask<T>(
+    to_switch: &mpsc::Sender<ToSwitch>,
+    msg: impl FnOnce(oneshot::Sender<T>) -> ToSwitch,
+) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    to_switch.send(msg(tx)).await.ok()?;
+    rx.await.ok()
+}
+
+fn unavailable() -> (StatusCode, axum::Json<serde_json::Value>) {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "error": "shutting down" })),
+    )
+}
+
+fn status_name(s: crate::acd::AgentStatus) -> &'static str {
+    use crate::acd::AgentStatus::*;
+    match s {
+        LoggedOut => "logged_out",
+        Ready => "ready",
+        NotReady => "not_ready",
+        Offered => "offered",
+        OnCall => "on_call",
+        WrapUp => "wrap_up",
+    }
+}
+
+fn secs(d: Option<std::time::Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 10.0).round() / 10.0)
+}
+
+/// Every agent and their state.
+async fn agents(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoResponse {
+    let Some(list) = ask(&to_switch, ToSwitch::Agents).await else {
+        return unavailable();
+    };
+    let json: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": a.id.0,
+                "name": a.name,
+                "extension": a.extension,
+                "state": status_name(a.status),
+                "reason": a.reason,
+                "queue": a.queue,
+                "calls_handled": a.calls_handled,
+                "talk_time_s": a.talk_time.as_secs(),
+            })
+        })
+        .collect();
+    (StatusCode::OK, axum::Json(serde_json::Value::Array(json)))
+}
+
+#[derive(serde::Deserialize)]
+struct StateRequest {
+    state: String,
+    reason: Option<String>,
+}
+
+/// Changes an agent's state: `{"state": "ready" | "not_ready" | "logged_out", "reason": …}`,
+/// with the agent's token as `Authorization: Bearer TOKEN`.
+async fn agent_state(
+    State(AppState { to_switch, .. }): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
+    let bad = |m: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": m })),
+        )
+    };
+    let req: StateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("body: {e}")),
+    };
+    let state = match req.state.as_str() {
+        "ready" => crate::acd::AgentStateChange::Ready,
+        "not_ready" => {
+            crate::acd::AgentStateChange::NotReady(req.reason.unwrap_or_else(|| "break".into()))
+        }
+        "logged_out" => crate::acd::AgentStateChange::LoggedOut,
+        other => {
+            return bad(format!(
+                "unknown state `{other}`: use ready, not_ready or logged_out"
+            ))
+        }
+    };
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let Some(result) = ask(&to_switch, |reply| ToSwitch::AgentState {
+        agent: id,
+        token,
+        state,
+        reply,
+    })
+    .await
+    else {
+        return unavailable();
+    };
+    match result {
+        Ok(s) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "state": status_name(s) })),
+        ),
+        Err(crate::call::AgentRequestError::UnknownAgent) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": "no such agent" })),
+        ),
+        Err(crate::call::AgentRequestError::Forbidden) => (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({ "error": "wrong or missing token" })),
+        ),
+    }
+}
+
+/// Every queue's live and cumulative figures.
+async fn queues(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoResponse {
+    let Some(list) = ask(&to_switch, ToSwitch::Queues).await else {
+        return unavailable();
+    };
+    let json: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|q| {
+            serde_json::json!({
+                "queue": q.queue,
+                "waiting": q.waiting,
+                "longest_wait_s": secs(q.longest_wait),
+                "agents": {
+                    "logged_out": q.agents.logged_out, "ready": q.agents.ready,
+                    "not_ready": q.agents.not_ready, "offered": q.agents.offered,
+                    "on_call": q.agents.on_call, "wrap_up": q.agents.wrap_up,
+                },
+                "entered": q.entered,
+                "answered": q.answered,
+                "abandoned": q.abandoned,
+                "service_level": q.service_level,
+                "abandon_rate": q.abandon_rate,
+                "asa_s": secs(q.asa),
+                "ewt_mae_s": secs(q.ewt_mae),
+                "ewt_mae_relative": q.ewt_mae_relative,
+                "aht_s": secs(q.aht),
+            })
+        })
+        .collect();
+    (StatusCode::OK, axum::Json(serde_json::Value::Array(json)))
 }
 
 /// Calls in progress and the most recent ended ones, newest last.
@@ -59,6 +267,10 @@ async fn calls(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoR
                 "media": { "caller": c.media[0].map(|a| a.to_string()), "callee": c.media[1].map(|a| a.to_string()) },
                 "digits": c.digits,
                 "recording": c.recording.map(|p| p.display().to_string()),
+                "flow": c.flow,
+                "inputs": c.inputs,
+                "queue": c.queue,
+                "agent": c.agent,
                 "duration_ms": c.duration_ms,
             })
         })
@@ -66,7 +278,11 @@ async fn calls(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoR
     (StatusCode::OK, axum::Json(serde_json::Value::Array(json)))
 }
 
-async fn metrics(State(AppState { to_switch, media }): State<AppState>) -> impl IntoResponse {
+async fn metrics(
+    State(AppState {
+        to_switch, media, ..
+    }): State<AppState>,
+) -> impl IntoResponse {
     let (tx, rx) = oneshot::channel();
     if to_switch.send(ToSwitch::Stats(tx)).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, String::new());

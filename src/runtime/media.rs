@@ -6,6 +6,7 @@
 //! eventfd wakes the thread. Events (DTMF, dead legs) go back to the switch task. Recordings
 //! are written here, as 8 kHz stereo WAV files, finalized when the last leg goes.
 
+use super::apps::SpeechMsg;
 use super::ToSwitch;
 use crate::call::MediaControl;
 use crate::config::MediaSettings;
@@ -71,6 +72,22 @@ impl Drop for Waker {
     }
 }
 
+/// A handle on the media thread for the runtime's other workers (prompts).
+#[derive(Clone)]
+pub(crate) struct MediaHandle {
+    ctl: mpsc::Sender<Ctl>,
+    waker: Arc<Waker>,
+}
+
+impl MediaHandle {
+    /// A command for the engine, after those sent before it.
+    pub(crate) fn command(&self, cmd: MediaCommand) {
+        if self.ctl.send(Ctl::Command(cmd)).is_ok() {
+            self.waker.wake();
+        }
+    }
+}
+
 /// The call core's handle on the media thread.
 pub struct MediaPorts {
     bind_ip: IpAddr,
@@ -93,6 +110,7 @@ impl MediaPorts {
         to_switch: tokio::sync::mpsc::Sender<ToSwitch>,
         data_dir: PathBuf,
         counters: MediaCounters,
+        audio: mpsc::Sender<SpeechMsg>,
     ) -> std::io::Result<MediaPorts> {
         let bind_ip = settings.address.unwrap_or(default_ip);
         let advertised = settings.advertised.unwrap_or(bind_ip);
@@ -102,7 +120,7 @@ impl MediaPorts {
         let timeout = settings.rtp_timeout;
         std::thread::Builder::new()
             .name("media".into())
-            .spawn(move || media_thread(rx, w, to_switch, timeout, data_dir, counters))?;
+            .spawn(move || media_thread(rx, w, to_switch, timeout, data_dir, counters, audio))?;
         let first = settings.port_min + (settings.port_min % 2);
         Ok(MediaPorts {
             bind_ip,
@@ -121,6 +139,14 @@ impl MediaPorts {
     fn send(&self, c: Ctl) {
         if self.ctl.send(c).is_ok() {
             self.waker.wake();
+        }
+    }
+
+    /// A handle for other threads to send commands in order.
+    pub(crate) fn handle(&self) -> MediaHandle {
+        MediaHandle {
+            ctl: self.ctl.clone(),
+            waker: self.waker.clone(),
         }
     }
 }
@@ -186,6 +212,7 @@ struct Sink<'a> {
     sockets: &'a HashMap<LegId, Sockets>,
     to_switch: &'a tokio::sync::mpsc::Sender<ToSwitch>,
     recordings: &'a mut HashMap<RecordingId, (PathBuf, WavWriter<BufWriter<std::fs::File>>)>,
+    audio: &'a mpsc::Sender<SpeechMsg>,
 }
 
 impl MediaSink for Sink<'_> {
@@ -213,6 +240,12 @@ impl MediaSink for Sink<'_> {
             let _ = w.write_samples(stereo);
         }
     }
+    fn audio(&mut self, leg: LegId, pcm: &[i16]) {
+        let _ = self.audio.send(SpeechMsg::Audio {
+            leg,
+            pcm: pcm.to_vec(),
+        });
+    }
 }
 
 const WAKER_TOKEN: u64 = u64::MAX;
@@ -224,6 +257,7 @@ fn media_thread(
     rtp_timeout: Duration,
     data_dir: PathBuf,
     counters: MediaCounters,
+    audio: mpsc::Sender<SpeechMsg>,
 ) {
     let mut published = Instant::now();
     // SAFETY: epoll_create1 has no preconditions; the result is checked.
@@ -283,6 +317,7 @@ fn media_thread(
                                 sockets: &sockets,
                                 to_switch: &to_switch,
                                 recordings: &mut recordings,
+                                audio: &audio,
                             };
                             engine.command(now, MediaCommand::AddLeg { leg, local }, &mut sink);
                         }
@@ -312,6 +347,7 @@ fn media_thread(
                                 sockets: &sockets,
                                 to_switch: &to_switch,
                                 recordings: &mut recordings,
+                                audio: &audio,
                             };
                             engine.command(now, cmd, &mut sink);
                             if let Some(leg) = release {
@@ -347,6 +383,7 @@ fn media_thread(
                         sockets: &sockets,
                         to_switch: &to_switch,
                         recordings: &mut recordings,
+                        audio: &audio,
                     };
                     if is_rtcp {
                         engine.handle_rtcp(now, leg, from, &buf[..len]);
@@ -361,6 +398,7 @@ fn media_thread(
                 sockets: &sockets,
                 to_switch: &to_switch,
                 recordings: &mut recordings,
+                audio: &audio,
             };
             engine.handle_tick(Instant::now(), &mut sink);
         }

@@ -4,6 +4,7 @@
 //! in tasks of their own that frame messages and hand them to the switch task over a
 //! channel. The HTTP server (health, metrics) asks the switch task through the same channel.
 
+mod apps;
 mod http;
 mod media;
 mod stream;
@@ -28,6 +29,8 @@ use tracing::{info, warn};
 pub struct RunOptions {
     pub profile: Arc<Profile>,
     pub flows: PathBuf,
+    /// Queues and agents.
+    pub contact_centre: PathBuf,
     pub data: PathBuf,
     /// Overrides the address and port of the profile's UDP and TCP listeners.
     pub sip: Option<SocketAddr>,
@@ -49,6 +52,21 @@ pub(crate) enum ToSwitch {
     Calls(oneshot::Sender<Vec<crate::call::CallSummary>>),
     /// The media thread reports.
     Media(crate::media::engine::MediaEvent),
+    /// Results for IVR calls (speech, HTTP).
+    App(crate::call::AppInput),
+    /// The flows changed on disk and are valid.
+    Flows(crate::ivr::Flows),
+    /// The API changes an agent's state.
+    AgentState {
+        agent: String,
+        token: Option<String>,
+        state: crate::acd::AgentStateChange,
+        reply: oneshot::Sender<Result<crate::acd::AgentStatus, crate::call::AgentRequestError>>,
+    },
+    /// The API wants the agents.
+    Agents(oneshot::Sender<Vec<crate::acd::AgentView>>),
+    /// The API wants the queues' figures.
+    Queues(oneshot::Sender<Vec<crate::acd::QueueStats>>),
 }
 
 /// Runs Switchboard until SIGINT/SIGTERM.
@@ -67,6 +85,15 @@ pub async fn serve(
     std::fs::create_dir_all(&opts.data)
         .with_context(|| format!("creating data directory {}", opts.data.display()))?;
     let profile = opts.profile.clone();
+    let mut acd = crate::setup::load_contact_centre(&opts.contact_centre)
+        .map_err(|e| anyhow::anyhow!("contact centre:\n{}", e.join("\n")))?;
+    let (flows, flow_errors) = crate::setup::load_flows(&opts.flows, Some(&profile), Some(&acd));
+    if !flow_errors.is_empty() {
+        let lines: Vec<String> = flow_errors.iter().map(|e| e.to_string()).collect();
+        anyhow::bail!("IVR flows:\n{}", lines.join("\n"));
+    }
+    info!(flows = flows.len(), dir = %opts.flows.display(), "IVR flows loaded");
+    acd.seed = rand::random();
     let (to_switch, mut inbox) = mpsc::channel::<ToSwitch>(65_536);
 
     let mut local = LocalAddrs::default();
@@ -143,7 +170,15 @@ pub async fn serve(
         http_listener,
         to_switch.clone(),
         media_counters.clone(),
+        opts.data.clone(),
     ));
+    tokio::spawn(watch_flows(
+        opts.flows.clone(),
+        profile.clone(),
+        Arc::new(acd.clone()),
+        to_switch.clone(),
+    ));
+    let speech = std::sync::mpsc::channel();
 
     let default_ip = local
         .udp
@@ -156,8 +191,25 @@ pub async fn serve(
         to_switch.clone(),
         opts.data.clone(),
         media_counters,
+        speech.0.clone(),
     )
     .context("starting the media thread")?;
+    let engine = match crate::speech::default_engine() {
+        Ok(e) => Some(e),
+        Err(e) => {
+            warn!(error = %e, "speech recognition unavailable; IVR menus take DTMF only");
+            None
+        }
+    };
+    let apps = apps::AppPorts::start(
+        media_ports.handle(),
+        to_switch.clone(),
+        opts.flows.join("prompts"),
+        opts.data.join("tts-cache"),
+        engine,
+        speech,
+    )
+    .context("starting the prompt and speech threads")?;
     let mut secret = [0u8; 32];
     rand::Rng::fill(&mut rand::thread_rng(), &mut secret);
     let now = Instant::now();
@@ -171,6 +223,10 @@ pub async fn serve(
             nonce_secret: secret,
             media: Box::new(media_ports),
             data_dir: opts.data.clone(),
+            apps: Box::new(apps),
+            flows,
+            local_epoch: local_now(),
+            acd,
         },
     );
     if let Some(r) = ready {
@@ -222,6 +278,13 @@ pub async fn serve(
                 ToSwitch::Stats(reply) => { let _ = reply.send((switch.stats(), switch.registrations())); }
                 ToSwitch::Calls(reply) => { let _ = reply.send(switch.call_summaries(Instant::now())); }
                 ToSwitch::Media(event) => switch.handle_media_event(Instant::now(), event),
+                ToSwitch::App(input) => switch.handle_app_input(Instant::now(), input),
+                ToSwitch::Flows(flows) => switch.set_flows(flows),
+                ToSwitch::AgentState { agent, token, state, reply } => {
+                    let _ = reply.send(switch.set_agent_state(Instant::now(), &agent, token.as_deref(), state));
+                }
+                ToSwitch::Agents(reply) => { let _ = reply.send(switch.agents()); }
+                ToSwitch::Queues(reply) => { let _ = reply.send(switch.queues(Instant::now())); }
             },
             _ = sleep => switch.handle_timeout(Instant::now()),
         }
@@ -254,6 +317,79 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// The local wall-clock time now (the business's time zone is the machine's).
+fn local_now() -> crate::ivr::LocalDateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as libc::time_t;
+    // SAFETY: localtime_r writes only into the tm we pass; both pointers are valid.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    let fallback = crate::ivr::Date::new(1970, 1, 1).expect("valid date");
+    let (date, h, m, s) = if ok {
+        (
+            crate::ivr::Date::new(tm.tm_year + 1900, (tm.tm_mon + 1) as u8, tm.tm_mday as u8)
+                .unwrap_or(fallback),
+            tm.tm_hour as u8,
+            tm.tm_min as u8,
+            tm.tm_sec.min(59) as u8,
+        )
+    } else {
+        (fallback, 0, 0, 0)
+    };
+    crate::ivr::LocalDateTime::new(date, h, m, s).expect("valid time")
+        + std::time::Duration::from_millis(u64::from(now.subsec_millis()))
+}
+
+/// Reloads the flows when a file of their directory changes (checked every second). An
+/// invalid edit is reported, every error with its position, and the running flows stay.
+async fn watch_flows(
+    dir: PathBuf,
+    profile: Arc<Profile>,
+    acd: Arc<crate::acd::AcdConfig>,
+    to_switch: mpsc::Sender<ToSwitch>,
+) {
+    let stamp = |dir: &std::path::Path| -> Vec<(PathBuf, std::time::SystemTime, u64)> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((e.path(), m.modified().ok()?, m.len()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut last = stamp(&dir);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = stamp(&dir);
+        if now == last {
+            continue;
+        }
+        last = now;
+        let (flows, errors) = crate::setup::load_flows(&dir, Some(&profile), Some(&acd));
+        if errors.is_empty() {
+            info!(flows = flows.len(), "IVR flows reloaded");
+            if to_switch.send(ToSwitch::Flows(flows)).await.is_err() {
+                return;
+            }
+        } else {
+            for e in &errors {
+                warn!("{e}");
+            }
+            warn!(
+                errors = errors.len(),
+                "IVR flows not reloaded: the running version stays"
+            );
+        }
+    }
 }
 
 async fn recv(sock: &Option<Arc<UdpSocket>>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {

@@ -163,13 +163,46 @@ pub fn wait_bound(port: u16, tcp: bool, limit: Duration) -> bool {
 
 /// A minimal HTTP/1.1 GET on loopback: (status, body).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(port, "GET", path, &[], "")
+}
+
+/// A JSON POST with a bearer token: (status, body).
+pub fn http_post(
+    port: u16,
+    path: &str,
+    token: Option<&str>,
+    json: &str,
+) -> std::io::Result<(u16, String)> {
+    let auth = token.map(|t| format!("Authorization: Bearer {t}"));
+    let headers: Vec<&str> = auth.iter().map(String::as_str).collect();
+    http_request(port, "POST", path, &headers, json)
+}
+
+fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    let mut extra = String::new();
+    for h in headers {
+        extra.push_str(h);
+        extra.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        extra.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{extra}\r\n{body}"
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
@@ -238,9 +271,96 @@ impl Switchboard {
     }
 
     pub fn start_with(profile: &Path) -> Switchboard {
+        Self::start_with_flows(profile, &repo().join("ivr-flows"))
+    }
+
+    /// With a profile and a directory of IVR flows of the test's own.
+    pub fn start_with_flows(profile: &Path, flows: &Path) -> Switchboard {
+        Self::start_full(
+            profile,
+            flows,
+            &repo().join("sip-profiles/contact-centre.yaml"),
+        )
+    }
+
+    /// With a profile, flows and contact centre of the test's own.
+    pub fn start_full(profile: &Path, flows: &Path, contact_centre: &Path) -> Switchboard {
+        Self::spawn(
+            profile,
+            flows,
+            contact_centre,
+            free_port(),
+            TempDir::new("sw"),
+        )
+    }
+
+    /// The demo profile and a copy of the sample flows made for tests: the customer
+    /// look-up goes to this switch's own HTTP port and the office is always open.
+    /// `contact_centre` defaults to the demo's.
+    pub fn start_ivr(contact_centre: Option<&Path>) -> Switchboard {
+        Self::start_ivr_with(contact_centre, &[], &[])
+    }
+
+    /// As [`Switchboard::start_ivr`], with flow files of the test's own (name, YAML) and
+    /// routes put first in the demo profile (lines like `- { number: "101", to: { flow: x } }`).
+    /// `${HTTP_PORT}` in a flow is this switch's HTTP port.
+    pub fn start_ivr_with(
+        contact_centre: Option<&Path>,
+        flows_extra: &[(&str, &str)],
+        routes: &[&str],
+    ) -> Switchboard {
         let dir = TempDir::new("sw");
-        let sip_port = free_port();
         let http_port = free_port();
+        let flows = dir.join("flows");
+        fs::create_dir_all(flows.join("prompts")).unwrap();
+        for entry in fs::read_dir(repo().join("ivr-flows")).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = fs::read_to_string(&path)
+                    .unwrap()
+                    .replace("127.0.0.1:8080", &format!("127.0.0.1:{http_port}"));
+                fs::write(flows.join(&name), text).unwrap();
+            }
+        }
+        for entry in fs::read_dir(repo().join("ivr-flows/prompts"))
+            .unwrap()
+            .flatten()
+        {
+            fs::copy(entry.path(), flows.join("prompts").join(entry.file_name())).unwrap();
+        }
+        fs::write(
+            flows.join("calendars.yaml"),
+            "calendars:\n  office:\n    hours:\n      mon-sun: \"00:00-23:59\"\n",
+        )
+        .unwrap();
+        for (name, text) in flows_extra {
+            fs::write(
+                flows.join(name),
+                text.replace("${HTTP_PORT}", &http_port.to_string()),
+            )
+            .unwrap();
+        }
+        let mut profile_text =
+            fs::read_to_string(repo().join("sip-profiles/default.yaml")).unwrap();
+        let extra: String = routes.iter().map(|r| format!("  {r}\n")).collect();
+        profile_text = profile_text.replacen("routes:\n", &format!("routes:\n{extra}"), 1);
+        let profile = dir.join("profile.yaml");
+        fs::write(&profile, profile_text).unwrap();
+        let cc = contact_centre
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| repo().join("sip-profiles/contact-centre.yaml"));
+        Self::spawn(&profile, &flows, &cc, http_port, dir)
+    }
+
+    fn spawn(
+        profile: &Path,
+        flows: &Path,
+        contact_centre: &Path,
+        http_port: u16,
+        dir: TempDir,
+    ) -> Switchboard {
+        let sip_port = free_port();
         let data = dir.join("data");
         fs::create_dir_all(&data).unwrap();
         let stderr = dir.join("switchboard.stderr");
@@ -249,14 +369,19 @@ impl Switchboard {
             .arg("--profile")
             .arg(profile)
             .arg("--flows")
-            .arg(repo().join("ivr-flows"))
+            .arg(flows)
+            .arg("--contact-centre")
+            .arg(contact_centre)
             .arg("--data")
             .arg(&data)
             .arg("--sip")
             .arg(format!("{LOCALHOST}:{sip_port}"))
             .arg("--http")
             .arg(format!("{LOCALHOST}:{http_port}"))
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("SWITCHBOARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::from(

@@ -1374,6 +1374,20 @@ impl Sim {
                 nonce_secret: [7; 32],
                 media: Box::new(media.clone()),
                 data_dir: std::env::temp_dir().join("switchboard-sim"),
+                apps: Box::new(switchboard::call::RecordedApps::default()),
+                flows: switchboard::ivr::Flows::default(),
+                local_epoch: switchboard::ivr::LocalDateTime::new(
+                    switchboard::ivr::Date::new(2026, 11, 23).unwrap(),
+                    9,
+                    0,
+                    0,
+                )
+                .unwrap(),
+                acd: switchboard::acd::AcdConfig {
+                    queues: vec![],
+                    agents: vec![],
+                    seed: 1,
+                },
             },
         );
         Sim {

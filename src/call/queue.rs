@@ -1,0 +1,639 @@
+//! The contact centre in the call path: callers queue, agents are rung, calls are bridged.
+//!
+//! The switch owns the [`Acd`] core and feeds it what happens on calls: a caller entering a
+//! queue (from a flow's `queue` step or a route to `{ queue: NAME }`), an agent's phone
+//! answering or failing an offer, a call with an agent ending, a caller hanging up while
+//! waiting, agents changing state (API, feature codes, registrations expiring). It carries
+//! out what the ACD decides:
+//!
+//! - `Offer` rings the agent's registered phone as the call's B leg, showing the caller's
+//!   number; the answer bridges them and stops the hold music; a failure or ring-out goes
+//!   back to the ACD (which puts the agent in not-ready and offers the caller elsewhere,
+//!   the caller keeping its place and its music);
+//! - `CancelOffer` cancels a ringing agent (a late answer is acknowledged and hung up);
+//! - `Announce` tells the caller its position and estimated wait (text-to-speech), then the
+//!   music goes on;
+//! - `Overflow` moves the caller to another queue or flow, or a number.
+//!
+//! Feature codes (from a registered phone whose user is an agent): `*21` ready, `*22` not
+//! ready, `*23` log out. The phone hears a short confirmation.
+
+use super::app::App;
+use super::routing::Identity;
+use super::{CallKey, CallState, CallTimer, RouteDecision, Side, Switch};
+use crate::acd::{
+    AgentId, AgentStateChange, AgentStatus, CallerEntry, CallerId, Contact, Input, LeaveReason,
+    OfferId, Output, OverflowTarget, RejectReason, SkillRequirement,
+};
+use crate::ivr::{Prompt, Skill};
+use crate::sip::message::Request;
+use crate::sip::transaction::TxId;
+use crate::sip::transport::Peer;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// The prompt looped to waiting callers when the queue names none.
+pub const DEFAULT_HOLD_MUSIC: &str = "hold.wav";
+
+/// A call's place in the contact centre.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) queue: String,
+    /// The offer ringing an agent now, with the agent.
+    offer: Option<(OfferId, AgentId)>,
+    /// The agent who answered, and when.
+    agent: Option<(AgentId, Instant)>,
+}
+
+impl Queued {
+    /// The agent who answered.
+    pub(crate) fn agent_name(&self) -> Option<String> {
+        self.agent.as_ref().map(|(a, _)| a.0.clone())
+    }
+}
+
+/// A feature code dialled from an agent's phone.
+fn feature_code(number: &str) -> Option<AgentStateChange> {
+    match number {
+        "*21" => Some(AgentStateChange::Ready),
+        "*22" => Some(AgentStateChange::NotReady("phone".into())),
+        "*23" => Some(AgentStateChange::LoggedOut),
+        _ => None,
+    }
+}
+
+/// Why an agent's phone did not take an offer, from its final response.
+fn reject_reason(status: u16) -> RejectReason {
+    match status {
+        486 | 600 | 603 => RejectReason::Busy,
+        408 | 480 | 487 => RejectReason::NoAnswer,
+        _ => RejectReason::Failed,
+    }
+}
+
+/// What an agent-state request changes, for the API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentRequestError {
+    UnknownAgent,
+    Forbidden,
+}
+
+impl Switch {
+    /// Whether a dialled number is a feature code; if so it is handled here (challenge,
+    /// refusal, or the state change with a spoken confirmation) and `true` returned.
+    pub(crate) fn try_feature_code(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: &Request,
+        identity: &Identity,
+    ) -> bool {
+        let number = req.uri.user.as_deref().unwrap_or("");
+        let Some(change) = feature_code(number) else {
+            return false;
+        };
+        let ext = match identity {
+            Identity::LocalUser(u) => u.clone(),
+            Identity::Trunk(_) => {
+                let from_local = req
+                    .from()
+                    .ok()
+                    .and_then(|f| f.uri.user)
+                    .is_some_and(|u| self.profile.user(&u).is_some());
+                if from_local {
+                    self.reject(
+                        now,
+                        tx,
+                        req,
+                        super::routing::Reject::Challenge { stale: false },
+                    );
+                } else {
+                    self.respond(
+                        now,
+                        tx,
+                        req,
+                        403,
+                        Some("Feature codes are for agents"),
+                        None,
+                    );
+                }
+                return true;
+            }
+        };
+        let Some(agent) = self.agent_by_extension(&ext) else {
+            self.respond(now, tx, req, 404, Some("Not an agent"), None);
+            return true;
+        };
+        info!(%agent, code = number, "agent feature code");
+        self.acd_input(
+            now,
+            Input::AgentState {
+                agent: agent.clone(),
+                state: change.clone(),
+            },
+        );
+        let text = match change {
+            AgentStateChange::Ready => "You are ready.",
+            AgentStateChange::NotReady(_) => "You are not ready.",
+            AgentStateChange::LoggedOut => "You are logged out.",
+        };
+        let Some(key) = self.new_call(now, peer, tx, req.clone(), identity.clone(), vec![]) else {
+            return true;
+        };
+        self.answer_a(now, key);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.hangup_after_prompt = true;
+        }
+        match self
+            .calls
+            .get(&key)
+            .and_then(|c| c.media.leg(Side::A))
+            .map(|l| l.id)
+        {
+            Some(leg) => self.apps.play(leg, &Prompt::Tts(text.into()), false, false),
+            None => self.end_call(now, key, None, "feature code done"),
+        }
+        true
+    }
+
+    /// The agent whose phone is this extension.
+    pub(crate) fn agent_by_extension(&self, ext: &str) -> Option<AgentId> {
+        self.agent_ext.get(ext).cloned()
+    }
+
+    /// A route to `{ queue: NAME }`: answer and queue with no flow.
+    pub(crate) fn start_queue_call(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        tx: TxId,
+        req: Request,
+        identity: Identity,
+        queue: &str,
+    ) {
+        let Some(key) = self.new_call(now, peer, tx, req, identity, vec![]) else {
+            return;
+        };
+        self.answer_a(now, key);
+        self.enter_queue(now, key, queue, 0, &[], BTreeMap::new());
+    }
+
+    /// Puts a call in a queue (its flow, if any, has ended): the caller hears hold music.
+    pub(crate) fn enter_queue(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        queue: &str,
+        priority: i32,
+        skills: &[Skill],
+        attributes: BTreeMap<String, String>,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let number = super::app::caller_of(&call.a.remote_uri);
+        call.queued = Some(Queued {
+            queue: queue.to_string(),
+            offer: None,
+            agent: None,
+        });
+        {
+            let _g = call.span.enter();
+            info!(queue, priority, "caller queued");
+        }
+        self.hold_music(key, queue);
+        let mut entry = CallerEntry::new(CallerId(key), queue);
+        entry.priority = priority;
+        entry.skills = skills
+            .iter()
+            .map(|s| SkillRequirement::new(&s.name, s.min_level.unwrap_or(1).clamp(1, 5)))
+            .collect();
+        entry.attributes = attributes
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        entry.last_agent = self.last_agent.get(&number).cloned();
+        entry.number = Some(number);
+        self.acd_input(now, Input::CallerEnters(entry));
+    }
+
+    fn hold_music(&mut self, key: CallKey, queue: &str) {
+        let music = self
+            .queue_music
+            .get(queue)
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_HOLD_MUSIC.to_string());
+        if let Some(leg) = self.a_leg_id(key) {
+            self.apps.play(leg, &Prompt::File(music), false, true);
+        }
+    }
+
+    /// One input to the ACD, then everything it decides.
+    pub(crate) fn acd_input(&mut self, now: Instant, input: Input) {
+        self.acd.handle(now, input);
+        self.drain_acd(now);
+    }
+
+    /// The ACD's timers.
+    pub(crate) fn acd_timeout(&mut self, now: Instant) {
+        if self.acd.poll_timeout().is_some_and(|t| t <= now) {
+            self.acd.handle_timeout(now);
+            self.drain_acd(now);
+        }
+    }
+
+    fn drain_acd(&mut self, now: Instant) {
+        // Inputs produced while carrying out outputs wait until the outputs are drained.
+        let mut pending: Vec<Input> = Vec::new();
+        loop {
+            while let Some(out) = self.acd.poll_output() {
+                self.acd_output(now, out, &mut pending);
+            }
+            if pending.is_empty() {
+                break;
+            }
+            for input in pending.drain(..) {
+                self.acd.handle(now, input);
+            }
+        }
+    }
+
+    fn acd_output(&mut self, now: Instant, out: Output, pending: &mut Vec<Input>) {
+        match out {
+            Output::Offer {
+                offer,
+                caller,
+                agent,
+                queue,
+                ..
+            } => {
+                let key = caller.0;
+                let ext = self.agent_extension.get(&agent).cloned();
+                let waiting = self
+                    .calls
+                    .get(&key)
+                    .is_some_and(|c| c.state == CallState::Answered && c.queued.is_some());
+                let (Some(ext), true) = (ext, waiting) else {
+                    pending.push(Input::OfferRejected {
+                        offer,
+                        reason: RejectReason::Failed,
+                    });
+                    return;
+                };
+                match self.resolve(now, &RouteDecision::User(ext.clone()), &ext) {
+                    Ok(dest) => {
+                        if let Some(call) = self.calls.get_mut(&key) {
+                            let _g = call.span.enter();
+                            info!(%agent, %queue, "offered to agent");
+                            if let Some(q) = call.queued.as_mut() {
+                                q.offer = Some((offer, agent));
+                            }
+                        }
+                        self.offers.insert(offer, key);
+                        self.dial_b(now, key, dest);
+                    }
+                    Err((status, reason)) => {
+                        info!(%agent, status, %reason, "agent unreachable");
+                        pending.push(Input::OfferRejected {
+                            offer,
+                            reason: RejectReason::Failed,
+                        });
+                    }
+                }
+            }
+            Output::CancelOffer { offer, caller, .. } => {
+                self.offers.remove(&offer);
+                let key = caller.0;
+                let ringing = self.calls.get(&key).is_some_and(|c| {
+                    c.queued
+                        .as_ref()
+                        .and_then(|q| q.offer.as_ref())
+                        .is_some_and(|(o, _)| *o == offer)
+                        && c.b_invite_tx.is_some()
+                        && !c.b_answered
+                });
+                if let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) {
+                    if q.offer.as_ref().is_some_and(|(o, _)| *o == offer) {
+                        q.offer = None;
+                    }
+                }
+                if ringing {
+                    self.abandon_b(now, key);
+                }
+            }
+            Output::Announce {
+                caller,
+                queue,
+                position,
+                estimate,
+                ..
+            } => {
+                let key = caller.0;
+                let mut text = format!("You are number {position} in the queue.");
+                if let Some(e) = estimate {
+                    text.push_str(&format!(" Your expected wait is {}.", spoken_wait(e)));
+                }
+                if let Some(leg) = self.a_leg_id(key) {
+                    self.apps.stop_play(leg);
+                    self.apps.play(leg, &Prompt::Tts(text), false, false);
+                }
+                self.hold_music(key, &queue);
+            }
+            Output::Overflow {
+                caller,
+                queue,
+                to,
+                reason,
+            } => {
+                let key = caller.0;
+                info!(%queue, %to, ?reason, "caller overflows");
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.queued = None;
+                }
+                match to {
+                    OverflowTarget::Queue(q) => {
+                        self.enter_queue(now, key, &q, 0, &[], BTreeMap::new())
+                    }
+                    OverflowTarget::Flow(f) => self.restart_flow(now, key, &f),
+                    OverflowTarget::Number(n) => {
+                        let target = crate::ivr::TransferTarget::Number {
+                            number: n,
+                            trunk: None,
+                        };
+                        self.app_transfer(now, key, &target);
+                    }
+                    OverflowTarget::Voicemail => {
+                        self.restart_flow(now, key, "voicemail");
+                    }
+                }
+            }
+            Output::AgentChanged {
+                agent,
+                state,
+                reason,
+                ..
+            } => info!(%agent, ?state, reason = reason.as_deref().unwrap_or(""), "agent state"),
+            Output::QueueEvent(e) => debug!(queue = %e.queue, kind = ?e.kind, "queue event"),
+            Output::Persist(_) | Output::StartCallback { .. } => {
+                // Callbacks are only created by `RequestCallback`/`ScheduleCallback`, which
+                // this build does not feed yet; nothing to store or dial.
+                warn!("callback output without callbacks; ignored");
+            }
+            Output::Ignored(e) => debug!(error = %e, "ACD ignored an input"),
+        }
+    }
+
+    /// Starts another flow on a call (overflow to a flow).
+    fn restart_flow(&mut self, now: Instant, key: CallKey, flow: &str) {
+        let local = self.local_time(now);
+        let vars = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.app.as_ref())
+            .map(|a| a.variables().clone())
+            .unwrap_or_default();
+        match crate::ivr::FlowRun::start(&self.flows, flow, vars, local) {
+            Ok(run) => {
+                if let Some(leg) = self.a_leg_id(key) {
+                    self.apps.stop_play(leg);
+                }
+                if let Some(call) = self.calls.get_mut(&key) {
+                    call.app = Some(App::new(run));
+                }
+                self.drive_app(now, key);
+            }
+            Err(e) => {
+                warn!(flow, error = %e, "overflow flow cannot start");
+                self.end_call(now, key, None, "overflow flow missing");
+            }
+        }
+    }
+
+    /// A B leg to an agent failed: back to the ACD, the caller keeps waiting.
+    /// Returns false when the call was not ringing an agent.
+    pub(crate) fn queue_b_failed(&mut self, now: Instant, key: CallKey, status: u16) -> bool {
+        let Some(offer) = self
+            .calls
+            .get_mut(&key)
+            .and_then(|c| c.queued.as_mut())
+            .and_then(|q| q.offer.take())
+        else {
+            return false;
+        };
+        self.offers.remove(&offer.0);
+        self.drop_b(key);
+        self.acd_input(
+            now,
+            Input::OfferRejected {
+                offer: offer.0,
+                reason: reject_reason(status),
+            },
+        );
+        true
+    }
+
+    /// The agent answered: the offer is accepted.
+    pub(crate) fn queue_b_answered(&mut self, now: Instant, key: CallKey) {
+        let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) else {
+            return;
+        };
+        let Some((offer, agent)) = q.offer.take() else {
+            return;
+        };
+        q.agent = Some((agent.clone(), now));
+        self.offers.remove(&offer);
+        let number = self
+            .calls
+            .get(&key)
+            .map(|c| super::app::caller_of(&c.a.remote_uri));
+        if let Some(n) = number {
+            if self.last_agent.len() > 100_000 {
+                self.last_agent.clear();
+            }
+            self.last_agent.insert(n, agent.clone());
+        }
+        info!(%agent, "agent answered");
+        self.acd_input(now, Input::OfferAccepted { offer });
+    }
+
+    /// A call is over: the ACD learns how its queue part ended.
+    pub(crate) fn queue_call_over(&mut self, now: Instant, key: CallKey) {
+        let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.take()) else {
+            return;
+        };
+        let input = match q.agent {
+            Some((agent, since)) => Input::CallEnded {
+                agent,
+                contact: Contact::Caller(CallerId(key)),
+                talk: now.saturating_duration_since(since),
+            },
+            None => {
+                if let Some((offer, _)) = q.offer {
+                    self.offers.remove(&offer);
+                }
+                Input::CallerLeaves {
+                    caller: CallerId(key),
+                    reason: LeaveReason::Abandoned,
+                }
+            }
+        };
+        self.acd_input(now, input);
+    }
+
+    /// Cancels a ringing B leg and forgets it; a late answer is acknowledged and hung up.
+    pub(crate) fn abandon_b(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if let (Some(b), Some(invite), Some(tx)) =
+            (call.b.clone(), call.b_invite.clone(), call.b_invite_tx)
+        {
+            let provisional = call.b_provisional;
+            self.orphans.insert(tx, (b, invite, provisional));
+            if provisional {
+                self.cancel_orphan(now, tx);
+            }
+        }
+        self.drop_b(key);
+    }
+
+    /// An agent's state from the API: checks the agent's token.
+    pub fn set_agent_state(
+        &mut self,
+        now: Instant,
+        agent: &str,
+        token: Option<&str>,
+        state: AgentStateChange,
+    ) -> Result<AgentStatus, AgentRequestError> {
+        let id = AgentId(agent.to_string());
+        let expected = self
+            .agent_tokens
+            .get(&id)
+            .ok_or(AgentRequestError::UnknownAgent)?;
+        if let Some(expected) = expected {
+            if token != Some(expected.as_str()) {
+                return Err(AgentRequestError::Forbidden);
+            }
+        }
+        self.acd_input(now, Input::AgentState { agent: id, state });
+        Ok(self
+            .acd
+            .agent(agent)
+            .map(|v| v.status)
+            .unwrap_or(AgentStatus::LoggedOut))
+    }
+
+    /// Agents for the API.
+    pub fn agents(&self) -> Vec<crate::acd::AgentView> {
+        let mut ids: Vec<&AgentId> = self.agent_tokens.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| self.acd.agent(&id.0))
+            .collect()
+    }
+
+    /// Queue figures for the API.
+    pub fn queues(&self, now: Instant) -> Vec<crate::acd::QueueStats> {
+        let names: Vec<String> = self.acd.queue_names().map(str::to_string).collect();
+        names
+            .iter()
+            .filter_map(|q| self.acd.queue_stats(q, now))
+            .collect()
+    }
+
+    /// A registered user's last binding went away: an agent on that phone is logged out.
+    pub(crate) fn phone_gone(&mut self, now: Instant, ext: &str) {
+        if !self.registrar.lookup(now, ext).is_empty() {
+            return;
+        }
+        if let Some(agent) = self.agent_by_extension(ext) {
+            info!(%agent, "agent's registration ended; logged out");
+            self.acd_input(
+                now,
+                Input::AgentState {
+                    agent,
+                    state: AgentStateChange::LoggedOut,
+                },
+            );
+        }
+    }
+}
+
+/// "about 2 minutes", "less than a minute".
+fn spoken_wait(d: Duration) -> String {
+    let mins = (d.as_secs() + 30) / 60;
+    match mins {
+        0 => "less than a minute".into(),
+        1 => "about 1 minute".into(),
+        m => format!("about {m} minutes"),
+    }
+}
+
+impl Switch {
+    /// Sends the CANCEL of an abandoned B INVITE.
+    pub(crate) fn cancel_orphan(&mut self, now: Instant, tx: TxId) {
+        let Some((b, invite, _)) = self.orphans.get(&tx) else {
+            return;
+        };
+        let cancel = super::cancel_for(invite, &b.remote_uri);
+        let peer = b.peer;
+        self.layer.send_request(now, cancel, peer);
+    }
+
+    /// A response to an abandoned B INVITE: CANCEL once it rings, ACK and BYE a late answer.
+    /// Returns false when `tx` is not one.
+    pub(crate) fn orphan_response(
+        &mut self,
+        now: Instant,
+        tx: TxId,
+        resp: &crate::sip::message::Response,
+    ) -> bool {
+        let Some((_, _, provisional)) = self.orphans.get_mut(&tx) else {
+            return false;
+        };
+        if resp.status < 200 {
+            if resp.status > 100 && !*provisional {
+                *provisional = true;
+                self.cancel_orphan(now, tx);
+            }
+            return true;
+        }
+        let (mut b, _, _) = self.orphans.remove(&tx).expect("present");
+        if resp.is_success() {
+            b.learn_from_response(resp);
+            let seq = resp.cseq().map(|c| c.seq).unwrap_or(1);
+            let ack = b.ack(seq);
+            let peer = b.peer;
+            self.send_ack(tx, peer, ack);
+            let mut bye = b.request(crate::sip::message::Method::Bye);
+            bye.headers.push_front(
+                crate::sip::message::HeaderName::Via,
+                self.via(peer.transport),
+            );
+            self.layer.send_request(now, bye, peer);
+            info!("a cancelled leg answered late; hung up");
+        }
+        true
+    }
+}
+
+impl Switch {
+    /// The agent leg's ring timer for queued calls (the ACD's lease governs; this is the
+    /// backstop for a phone that never answers the INVITE at all).
+    pub(crate) fn queue_ring_timeout(&mut self, now: Instant, key: CallKey) -> bool {
+        if self
+            .calls
+            .get(&key)
+            .is_some_and(|c| c.queued.as_ref().is_some_and(|q| q.offer.is_some()))
+        {
+            self.abandon_b(now, key);
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.clear_timer(CallTimer::Ring);
+            }
+            return self.queue_b_failed(now, key, 408);
+        }
+        false
+    }
+}

@@ -1,0 +1,283 @@
+//! Queues and agents through a real `switchboard` process, with SIPp as callers and as the
+//! agents' softphones (each agent a SIPp UAS registered as its extension).
+//!
+//! The contact centre here is the demo's with short timers (wrap-up 3 s, ring timeout 3 s),
+//! so the tests see ring-no-answer and wrap-up within seconds.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const CONTACT_CENTRE: &str = r#"
+queues:
+  - { name: billing, strategy: best-skill, skills: { billing: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
+  - { name: support, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
+  - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s }
+  - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s }
+agents:
+  - { id: "1001", name: Ana, extension: "1001", skills: { billing: 5 }, api_token: test-only-token-1001 }
+  - { id: "1003", name: Chloe, extension: "1003", skills: { technical: 4 }, api_token: test-only-token-1003 }
+  - { id: "1004", name: Dev, extension: "1004", skills: { technical: 5 }, api_token: test-only-token-1004 }
+"#;
+
+fn contact_centre(dir: &TempDir) -> PathBuf {
+    let path = dir.join("contact-centre.yaml");
+    std::fs::write(&path, CONTACT_CENTRE).unwrap();
+    path
+}
+
+fn password(user: &str) -> String {
+    format!("secret{user}")
+}
+
+/// A SIPp softphone for `agent`, registered, running `scenario` for `calls` calls.
+fn agent_phone(
+    sw: &Switchboard,
+    dir: &TempDir,
+    agent: &str,
+    scenario: &str,
+    calls: u64,
+) -> SippProc {
+    let uas = start_uas(
+        dir,
+        &format!("agent-{agent}"),
+        scenario,
+        calls,
+        &[],
+        Transport::Udp,
+    );
+    register(sw, dir, agent, &password(agent), uas.port);
+    uas
+}
+
+fn set_state(sw: &Switchboard, agent: &str, state: &str) {
+    let (status, body) = http_post(
+        sw.http_port,
+        &format!("/api/v1/agents/{agent}/state"),
+        Some(&format!("test-only-token-{agent}")),
+        &format!(r#"{{"state":"{state}"}}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+fn agent_json(sw: &Switchboard, agent: &str) -> serde_json::Value {
+    let (_, body) = http_get(sw.http_port, "/api/v1/agents").unwrap();
+    let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == agent)
+        .cloned()
+        .unwrap_or_else(|| panic!("no agent {agent} in {body}"))
+}
+
+fn calls(sw: &Switchboard) -> Vec<serde_json::Value> {
+    let (_, body) = http_get(sw.http_port, "/api/v1/calls").unwrap();
+    serde_json::from_str::<serde_json::Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Which agent answered each call to `number`, oldest first.
+fn agents_of_calls(sw: &Switchboard, number: &str) -> Vec<String> {
+    calls(sw)
+        .iter()
+        .filter(|c| c["called"] == number)
+        .map(|c| c["agent"].as_str().unwrap_or("-").to_string())
+        .collect()
+}
+
+/// One caller dialling the support queue (200), holding `hold_ms` after the answer.
+fn queue_caller(sw: &Switchboard, dir: &TempDir, name: &str, hold_ms: u64) -> SippRun {
+    uac(name, "uac_call.xml", sw, "200", 1)
+        .args(["-d", &hold_ms.to_string()])
+        .timeout(Duration::from_secs(30))
+        .run(dir)
+}
+
+/// A caller to the support queue who stays on the line 8 s (Switchboard answers at once
+/// and plays the queue); returns the agent who took the call (the `nth` to the queue), how
+/// long after the caller dialled, and the caller (still on the line).
+fn caller_answered_by_agent(
+    sw: &Switchboard,
+    dir: &TempDir,
+    name: &str,
+    nth: usize,
+) -> (String, Duration, SippProc) {
+    let t = Instant::now();
+    let caller = uac(name, "uac_call.xml", sw, "200", 1)
+        .args(["-d", "8000"])
+        .timeout(Duration::from_secs(30))
+        .spawn(dir);
+    let deadline = t + Duration::from_secs(8);
+    let (agent, waited) = loop {
+        let agents = agents_of_calls(sw, "200");
+        if let Some(a) = agents.get(nth - 1).filter(|a| *a != "-") {
+            break (a.clone(), t.elapsed());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agent took {name}: {agents:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (agent, waited, caller)
+}
+
+#[test]
+fn callers_go_to_the_longest_idle_agent_and_wrap_up_delays_the_next_offer() {
+    let _g = serial();
+    let dir = TempDir::new("acd-order");
+    let sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    let dev = agent_phone(&sw, &dir, "1004", "uas_answer.xml", 2);
+    let chloe = agent_phone(&sw, &dir, "1003", "uas_answer.xml", 1);
+    // Dev is ready first, so Dev has been idle longest.
+    set_state(&sw, "1004", "ready");
+    std::thread::sleep(Duration::from_millis(300));
+    set_state(&sw, "1003", "ready");
+
+    queue_caller(&sw, &dir, "caller-1", 1000).assert_ok(Some(1));
+    // Dev is in wrap-up (3 s): Chloe takes the next caller at once.
+    let (agent, waited, caller2) = caller_answered_by_agent(&sw, &dir, "caller-2", 2);
+    assert_eq!(
+        (agent.as_str(), waited < Duration::from_secs(1)),
+        ("1003", true)
+    );
+    // Chloe talking, Dev in wrap-up: the third caller hears the queue until Dev is free.
+    let (agent, waited, caller3) = caller_answered_by_agent(&sw, &dir, "caller-3", 3);
+    assert_eq!(agent, "1004");
+    assert!(
+        waited > Duration::from_millis(1500),
+        "answered by an agent after {waited:?}: wrap-up ignored"
+    );
+    caller2.wait_for(Duration::from_secs(30)).assert_ok(Some(1));
+    caller3.wait_for(Duration::from_secs(30)).assert_ok(Some(1));
+    assert_eq!(agents_of_calls(&sw, "200"), ["1004", "1003", "1004"]);
+    dev.wait_for(Duration::from_secs(20)).assert_ok(Some(2));
+    chloe.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
+    let queues: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let support = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "support")
+        .unwrap();
+    assert_eq!(support["answered"], 3, "{support}");
+    assert_eq!(support["waiting"], 0, "{support}");
+}
+
+#[test]
+fn an_agent_who_does_not_answer_becomes_not_ready_and_another_serves_the_caller() {
+    let _g = serial();
+    let dir = TempDir::new("acd-missed");
+    let sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    // Dev's phone rings until cancelled; Chloe's answers.
+    let dev = agent_phone(&sw, &dir, "1004", "uas_ring.xml", 1);
+    let chloe = agent_phone(&sw, &dir, "1003", "uas_answer.xml", 1);
+    set_state(&sw, "1004", "ready");
+    std::thread::sleep(Duration::from_millis(300));
+    set_state(&sw, "1003", "ready");
+
+    let (agent, waited, caller) = caller_answered_by_agent(&sw, &dir, "caller", 1);
+    assert_eq!(agent, "1003");
+    assert!(
+        waited > Duration::from_secs(3),
+        "Dev rang for the ring timeout"
+    );
+    caller.wait_for(Duration::from_secs(30)).assert_ok(Some(1));
+    dev.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    chloe.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    assert_eq!(agents_of_calls(&sw, "200"), ["1003"]);
+    let dev = agent_json(&sw, "1004");
+    assert_eq!(dev["state"], "not_ready", "{dev}");
+    assert_eq!(dev["reason"], "missed", "{dev}");
+}
+
+#[test]
+fn a_dtmf_choice_in_the_ivr_reaches_an_agent_with_the_skill() {
+    let _g = serial();
+    let dir = TempDir::new("acd-ivr");
+    let sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    let ana = agent_phone(&sw, &dir, "1001", "uas_answer.xml", 1);
+    let dev = agent_phone(&sw, &dir, "1004", "uas_answer.xml", 1);
+    set_state(&sw, "1004", "ready");
+    set_state(&sw, "1001", "ready");
+    // Chloe (a known customer) hears her greeting and the menu, and presses 1 (billing)
+    // with SIPp's RFC 4733 capture.
+    uac("ivr-caller", "uac_ivr_dtmf.xml", &sw, "100", 1)
+        .args(["-key", "caller", "15551230003", "-d", "5000"])
+        .timeout(Duration::from_secs(40))
+        .run(&dir)
+        .assert_ok(Some(1));
+    ana.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    let call = calls(&sw)
+        .into_iter()
+        .rev()
+        .find(|c| c["called"] == "100")
+        .unwrap();
+    assert_eq!(call["flow"], "queue billing", "{call}");
+    assert_eq!(call["agent"], "1001", "{call}");
+    assert_eq!(call["inputs"], serde_json::json!(["pressed 1"]), "{call}");
+    // Dev (technical only) was never offered the billing caller.
+    assert_eq!(agent_json(&sw, "1004")["state"], "ready");
+    drop(dev);
+}
+
+#[test]
+fn agents_change_state_with_feature_codes_and_the_api_checks_tokens() {
+    let _g = serial();
+    let dir = TempDir::new("acd-codes");
+    let sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    let csv = register_csv(&dir, "dev", "1004", &password("1004"), 5099);
+    for (code, state) in [
+        ("*21", "ready"),
+        ("*22", "not_ready"),
+        ("*23", "logged_out"),
+    ] {
+        uac(
+            &format!("code{}", &code[1..]),
+            "uac_feature.xml",
+            &sw,
+            code,
+            1,
+        )
+        .args(["-inf", &csv.display().to_string()])
+        .args(["-auth_uri", "switchboard.local"])
+        .timeout(Duration::from_secs(20))
+        .run(&dir)
+        .assert_ok(Some(1));
+        assert_eq!(agent_json(&sw, "1004")["state"], state, "after {code}");
+    }
+    // The API wants the agent's own token.
+    let (status, _) = http_post(
+        sw.http_port,
+        "/api/v1/agents/1004/state",
+        Some("test-only-token-1003"),
+        r#"{"state":"ready"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 403);
+    let (status, body) = http_post(
+        sw.http_port,
+        "/api/v1/agents/1004/state",
+        Some("test-only-token-1004"),
+        r#"{"state":"dancing"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("dancing"), "{body}");
+    let (status, _) = http_post(
+        sw.http_port,
+        "/api/v1/agents/9999/state",
+        None,
+        r#"{"state":"ready"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 404);
+}

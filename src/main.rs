@@ -61,6 +61,24 @@ enum Command {
         #[command(subcommand)]
         command: AcdCommand,
     },
+    /// Speech recognition.
+    Speech {
+        #[command(subcommand)]
+        command: SpeechCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpeechCommand {
+    /// Accuracy and speed of the embedded recognizer on a corpus made by
+    /// `tools/bench_asr.sh` (menu.tsv, manifest.tsv, tel/ and wide/ recordings).
+    Bench {
+        #[arg(long)]
+        corpus: PathBuf,
+        /// The 16 kHz recordings (browser audio) instead of the telephone ones.
+        #[arg(long)]
+        wideband: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -167,6 +185,24 @@ fn main() -> ExitCode {
             calls,
             seed,
         ),
+        Command::Speech {
+            command: SpeechCommand::Bench { corpus, wideband },
+        } => {
+            let opts = switchboard::speech::bench::BenchOptions {
+                wideband,
+                ..switchboard::speech::bench::BenchOptions::new(corpus)
+            };
+            match switchboard::speech::bench::run(&opts) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("switchboard speech bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check {
             profile,
             flows,

@@ -190,16 +190,17 @@ impl Phone {
     }
 }
 
-/// The live call to `number` in the API, once Switchboard answered it.
-fn live_call(sw: &Switchboard) -> serde_json::Value {
+/// The newest answered call in the API newer than call `after` (ids grow).
+fn live_call(sw: &Switchboard, after: u64) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok((200, body)) = http_get(sw.http_port, "/api/v1/calls") {
             let calls: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if let Some(c) = calls
-                .as_array()
-                .and_then(|a| a.iter().rev().find(|c| c["state"] == "answered"))
-            {
+            if let Some(c) = calls.as_array().and_then(|a| {
+                a.iter().rev().find(|c| {
+                    c["state"] == "answered" && c["id"].as_u64().is_some_and(|id| id > after)
+                })
+            }) {
                 return c.clone();
             }
         }
@@ -261,7 +262,7 @@ fn a_dead_backend_takes_the_failure_branch_and_no_input_replays_the_prompt_then_
     let mut phone = Phone::new();
     let t0 = Instant::now();
     let uac = caller(&sw, &dir, "silent", &phone, "101", 30_000);
-    let call = live_call(&sw);
+    let call = live_call(&sw, 0);
     let to = media_addr(&call);
     // The look-up hangs; the flow moves to the menu when its 1 s timeout expires.
     let mut reached_menu = None;
@@ -361,11 +362,13 @@ fn spoken_words_select_billing_or_technical_support() {
         ("pay my bill", "en-us+f3", 140, "queue billing"),
         ("tech support", "en-us+m3", 175, "queue support"),
     ];
+    let mut last = 0;
     for (i, (text, voice, speed, expected)) in cases.iter().enumerate() {
         let words = spoken(&dir, text, voice, *speed);
         let mut phone = Phone::new();
         let uac = caller(&sw, &dir, &format!("speech{i}"), &phone, "101", 20_000);
-        let call = live_call(&sw);
+        let call = live_call(&sw, last);
+        last = call["id"].as_u64().unwrap();
         let to = media_addr(&call);
         // Wait for the menu prompt to be playing, then speak over it (barge-in).
         phone.run(to, Duration::from_secs(6), |p| {

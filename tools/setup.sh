@@ -11,11 +11,12 @@ PACKAGES=(
   "libopus-dev:"           # libopus for the Opus codec (the opus crate links it)
   "pkg-config:pkg-config"  # how the opus crate finds libopus
   "openssl:openssl"        # openssl s_client: the TLS peer in the TLS tests
+  "libpocketsphinx-dev:"   # speech recognition (linked; pulls libsphinxbase-dev)
+  "pocketsphinx-en-us:"    # its US English acoustic model and dictionary
+  "espeak-ng:espeak-ng"    # text-to-speech for prompts; speech in the IVR tests
+  "sox:sox"                # band-limits test speech to a phone line
   # Later, as the tests that use them land:
   # "baresip:baresip"
-  # "espeak-ng:espeak-ng"
-  # "sox:sox"
-  # "pocketsphinx:pocketsphinx"
   # "chromium:chromium"
 )
 

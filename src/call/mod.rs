@@ -15,6 +15,8 @@
 //! until the media engine anchors it.
 
 mod app;
+#[cfg(test)]
+mod app_tests;
 mod leg;
 mod media;
 mod queue;

@@ -17,11 +17,31 @@ fn switch(t0: Instant, extra_trunks: &str) -> Switch {
 }
 
 fn switch_with(t0: Instant, extra_trunks: &str, media: RecordedMedia) -> Switch {
+    switch_full(
+        t0,
+        extra_trunks,
+        media,
+        RecordedApps::default(),
+        crate::ivr::Flows::default(),
+        crate::acd::AcdConfig::default(),
+    )
+}
+
+/// A switch with the demo profile (routes 101 → flow `test`, 201 → queue `q`), these
+/// flows and this contact centre.
+pub(super) fn switch_full(
+    t0: Instant,
+    extra_trunks: &str,
+    media: RecordedMedia,
+    apps: RecordedApps,
+    flows: crate::ivr::Flows,
+    acd: crate::acd::AcdConfig,
+) -> Switch {
     let text = include_str!("../../sip-profiles/default.yaml")
         .replace("trunks:\n", &format!("trunks:{extra_trunks}\n"))
         .replace(
             "  - { number: \"600\", to: echo }",
-            "  - { number: \"600\", to: echo }\n  - { number: \"601\", to: echo, record: true }",
+            "  - { number: \"600\", to: echo }\n  - { number: \"601\", to: echo, record: true }\n  - { number: \"101\", to: { flow: test } }\n  - { number: \"201\", to: { queue: q } }",
         );
     let profile =
         crate::config::parse_profile(std::path::Path::new("test.yaml"), &text).expect("profile");
@@ -45,8 +65,8 @@ fn switch_with(t0: Instant, extra_trunks: &str, media: RecordedMedia) -> Switch 
         nonce_secret: [9; 32],
         media: Box::new(media),
         data_dir,
-        apps: Box::new(crate::call::RecordedApps::default()),
-        flows: crate::ivr::Flows::default(),
+        apps: Box::new(apps),
+        flows,
         local_epoch: crate::ivr::LocalDateTime::new(
             crate::ivr::Date::new(2026, 11, 23).unwrap(),
             9,
@@ -54,17 +74,13 @@ fn switch_with(t0: Instant, extra_trunks: &str, media: RecordedMedia) -> Switch 
             0,
         )
         .unwrap(),
-        acd: crate::acd::AcdConfig {
-            queues: vec![],
-            agents: vec![],
-            seed: 1,
-        },
+        acd,
     };
     Switch::new(t0, cfg)
 }
 
 /// An SDP offer or answer from a test UA at `port` with these payload types.
-fn sdp(port: u16, pts: &[u8], direction: &str) -> String {
+pub(super) fn sdp(port: u16, pts: &[u8], direction: &str) -> String {
     let mut s = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP");
     for pt in pts {
         s.push_str(&format!(" {pt}"));
@@ -93,7 +109,7 @@ fn first_pt_and_port(body: &[u8]) -> (String, u16) {
     (s.media[0].formats[0].clone(), s.media[0].port)
 }
 
-fn udp(port: u16) -> Peer {
+pub(super) fn udp(port: u16) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -101,7 +117,7 @@ fn udp(port: u16) -> Peer {
 }
 
 /// Everything the switch wants to send, parsed, with its destination port.
-fn drain(sw: &mut Switch) -> Vec<(u16, Message)> {
+pub(super) fn drain(sw: &mut Switch) -> Vec<(u16, Message)> {
     let mut out = vec![];
     while let Some(t) = sw.poll_transmit() {
         out.push((
@@ -112,7 +128,7 @@ fn drain(sw: &mut Switch) -> Vec<(u16, Message)> {
     out
 }
 
-fn requests(out: &[(u16, Message)], port: u16, method: Method) -> Vec<Request> {
+pub(super) fn requests(out: &[(u16, Message)], port: u16, method: Method) -> Vec<Request> {
     out.iter()
         .filter_map(|(p, m)| match m {
             Message::Request(r) if *p == port && r.method == method => Some(r.clone()),
@@ -121,7 +137,7 @@ fn requests(out: &[(u16, Message)], port: u16, method: Method) -> Vec<Request> {
         .collect()
 }
 
-fn responses(out: &[(u16, Message)], port: u16) -> Vec<Response> {
+pub(super) fn responses(out: &[(u16, Message)], port: u16) -> Vec<Response> {
     out.iter()
         .filter_map(|(p, m)| match m {
             Message::Response(r) if *p == port => Some(r.clone()),
@@ -130,16 +146,16 @@ fn responses(out: &[(u16, Message)], port: u16) -> Vec<Response> {
         .collect()
 }
 
-fn send(sw: &mut Switch, now: Instant, from: u16, text: &str) {
+pub(super) fn send(sw: &mut Switch, now: Instant, from: u16, text: &str) {
     sw.handle_message(now, udp(from), text.replace('\n', "\r\n").as_bytes());
 }
 
-fn send_msg(sw: &mut Switch, now: Instant, from: u16, m: &[u8]) {
+pub(super) fn send_msg(sw: &mut Switch, now: Instant, from: u16, m: &[u8]) {
     sw.handle_message(now, udp(from), m);
 }
 
 /// A reply from a UA at `port`, with a To tag, Contact and optional SDP body.
-fn reply(req: &Request, status: u16, tag: &str, port: u16, body: &str) -> Vec<u8> {
+pub(super) fn reply(req: &Request, status: u16, tag: &str, port: u16, body: &str) -> Vec<u8> {
     let mut r = response_to(req, status, None, Some(tag));
     r.headers
         .push(HeaderName::Contact, format!("<sip:ua@127.0.0.1:{port}>"));
@@ -181,7 +197,7 @@ fn register_1001(sw: &mut Switch, now: Instant) {
 
 /// A message from LF-separated header lines and a body (sent as it is), with CRLF line ends
 /// and the right Content-Length.
-fn with_body(headers: &str, body: &str) -> Vec<u8> {
+pub(super) fn with_body(headers: &str, body: &str) -> Vec<u8> {
     let ct = if body.is_empty() {
         ""
     } else {
@@ -195,7 +211,7 @@ fn with_body(headers: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-fn invite_from_trunk(called: &str, body: &str) -> Vec<u8> {
+pub(super) fn invite_from_trunk(called: &str, body: &str) -> Vec<u8> {
     with_body(&format!("INVITE sip:{called}@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKinv{called}\nFrom: \"Carol\" <sip:+15551234@carrier>;tag=c1\nTo: <sip:{called}@127.0.0.1>\nCall-ID: call-{called}\nCSeq: 1 INVITE\nContact: <sip:carol@127.0.0.1:5080>"), body)
 }
 

@@ -215,6 +215,7 @@ fn speech_thread(
                     continue;
                 };
                 for ev in s.push(&pcm) {
+                    debug!(leg, event = ?ev, "speech");
                     let input = match ev {
                         SpeechEvent::Started => AppInput::SpeechStarted { leg },
                         SpeechEvent::Partial { .. } => continue,

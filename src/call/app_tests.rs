@@ -1,0 +1,382 @@
+//! IVR and queue calls in the call core, on simulated time: what the flow asks of the
+//! runtime, prompts counted through barge-in, offers to agents that ring out, late answers
+//! of cancelled agent legs.
+
+use super::tests::*;
+use super::*;
+use crate::acd::{AcdConfig, AgentStateChange, AgentStatus};
+use crate::ivr::{Flows, Known, Prompt};
+use crate::sip::auth;
+use crate::sip::message::{Message, Method, Request};
+use std::path::PathBuf;
+
+const FLOW: &str = r#"
+name: test
+start: answer
+steps:
+  answer:
+    type: answer
+    next: hello
+  hello:
+    type: play
+    prompt: "Hello."
+    next: ask
+  ask:
+    type: menu
+    prompt: "Press 1 for the queue, 2 to hear this again."
+    barge_in: true
+    speech: true
+    timeout: 3s
+    retries: 1
+    choices:
+      queue:
+        dtmf: "1"
+        phrases: [queue]
+        next: to_queue
+      again:
+        dtmf: "2"
+        phrases: [again]
+        next: ask
+    default: bye
+  to_queue:
+    type: queue
+    queue: q
+  bye:
+    type: hangup
+"#;
+
+const CONTACT_CENTRE: &str = r#"
+queues:
+  - { name: q, strategy: longest-idle, wrap_up: 2s, ring_timeout: 2s }
+agents:
+  - { id: "1001", name: A, extension: "1001", api_token: test-token-1001-abcdef }
+  - { id: "1002", name: B, extension: "1002", api_token: test-token-1002-abcdef }
+"#;
+
+fn flows() -> Flows {
+    let known = Known {
+        queues: ["q".to_string()].into(),
+        ..Default::default()
+    };
+    let (flows, errors) =
+        crate::ivr::load_flow_sources(&[(PathBuf::from("test.yaml"), FLOW.into())], &known);
+    assert!(errors.is_empty(), "{errors:?}");
+    flows
+}
+
+fn contact_centre() -> AcdConfig {
+    AcdConfig::from_yaml("cc.yaml", CONTACT_CENTRE).expect("contact centre")
+}
+
+fn setup(t0: Instant) -> (Switch, RecordedMedia, RecordedApps) {
+    let media = RecordedMedia::default();
+    let apps = RecordedApps::default();
+    let sw = switch_full(
+        t0,
+        "",
+        media.clone(),
+        apps.clone(),
+        flows(),
+        contact_centre(),
+    );
+    (sw, media, apps)
+}
+
+/// Registers `ext` (password secretEXT) with its phone at `port`.
+fn register(sw: &mut Switch, now: Instant, ext: &str, port: u16) {
+    let reg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:switchboard.local SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKreg{ext}{cseq}\nFrom: <sip:{ext}@switchboard.local>;tag=r{ext}\nTo: <sip:{ext}@switchboard.local>\nCall-ID: reg-{ext}\nCSeq: {cseq} REGISTER\nContact: <sip:{ext}@127.0.0.1:{port}>\n{auth}Expires: 60\nContent-Length: 0\n\n"
+        )
+    };
+    send(sw, now, port, &reg(1, ""));
+    let out = drain(sw);
+    let challenge = responses(&out, port)[0]
+        .headers
+        .get(&HeaderName::WwwAuthenticate)
+        .unwrap()
+        .to_string();
+    let ch = auth::parse_digest(&challenge).unwrap();
+    let pw = format!("secret{ext}");
+    let a = auth::authorization_header(&ch, "REGISTER", "sip:switchboard.local", ext, &pw, "c1", 1)
+        .unwrap();
+    send(sw, now, port, &reg(2, &format!("Authorization: {a}\n")));
+    assert_eq!(responses(&drain(sw), port)[0].status, 200);
+}
+
+fn ready(sw: &mut Switch, now: Instant, agent: &str) {
+    let token = format!("test-token-{agent}-abcdef");
+    let s = sw
+        .set_agent_state(now, agent, Some(&token), AgentStateChange::Ready)
+        .unwrap();
+    assert_eq!(s, AgentStatus::Ready);
+}
+
+fn status(sw: &Switch, agent: &str) -> (AgentStatus, Option<String>) {
+    let v = sw.agents().into_iter().find(|a| a.id.0 == agent).unwrap();
+    (v.status, v.reason)
+}
+
+/// The caller's leg id (the first media leg of the call).
+fn caller_leg(media: &RecordedMedia) -> LegId {
+    media
+        .log()
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Configure { leg, .. } => Some(*leg),
+            _ => None,
+        })
+        .expect("caller leg configured")
+}
+
+fn plays(apps: &RecordedApps) -> Vec<Prompt> {
+    apps.log()
+        .into_iter()
+        .filter_map(|r| match r {
+            AppRequest::Play { prompt, .. } => Some(prompt),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs the switch's timers from `from` to `to` in 100 ms steps.
+fn advance(sw: &mut Switch, from: Instant, to: Instant) -> Vec<(u16, Message)> {
+    let mut out = vec![];
+    let mut t = from;
+    while t < to {
+        t += Duration::from_millis(100);
+        if sw.poll_timeout().is_some_and(|d| d <= t) {
+            sw.handle_timeout(t);
+        }
+        out.extend(drain(sw));
+    }
+    out
+}
+
+#[test]
+fn a_flow_answers_plays_and_queues_on_a_dtmf_choice() {
+    let t0 = Instant::now();
+    let (mut sw, media, apps) = setup(t0);
+    send_msg(
+        &mut sw,
+        t0,
+        5080,
+        &invite_from_trunk("101", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert!(responses(&out, 5080).iter().any(|r| r.status == 200));
+    let leg = caller_leg(&media);
+    assert_eq!(plays(&apps), [Prompt::Tts("Hello.".into())]);
+    // The greeting ends; the menu prompt plays and the call listens for speech too.
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: false,
+        },
+    );
+    assert_eq!(plays(&apps).len(), 2);
+    assert!(apps.log().iter().any(|r| matches!(
+        r,
+        AppRequest::Listen {
+            grammar: Some(_),
+            ..
+        }
+    )));
+    // Key 1 (the engine stops the barge-in prompt and reports it interrupted).
+    sw.handle_media_event(
+        t0,
+        MediaEvent::Dtmf {
+            leg,
+            digit: '1',
+            inband: false,
+        },
+    );
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: true,
+        },
+    );
+    let summary = sw.call_summaries(t0).pop().unwrap();
+    assert_eq!(summary.flow.as_deref(), Some("queue q"));
+    assert_eq!(summary.queue.as_deref(), Some("q"));
+    assert_eq!(summary.inputs, ["pressed 1"]);
+    // Speech listening stopped; hold music loops.
+    let log = apps.log();
+    assert!(matches!(
+        log.iter()
+            .rev()
+            .find(|r| matches!(r, AppRequest::Listen { .. })),
+        Some(AppRequest::Listen { grammar: None, .. })
+    ));
+    assert!(log.iter().any(|r| matches!(
+        r,
+        AppRequest::Play { looped: true, prompt: Prompt::File(f), .. } if f == DEFAULT_HOLD_MUSIC
+    )));
+    let q = &sw.queues(t0)[0];
+    assert_eq!((q.queue.as_str(), q.waiting), ("q", 1));
+}
+
+#[test]
+fn speech_barges_in_and_every_queued_prompt_is_finished_once() {
+    let t0 = Instant::now();
+    let (mut sw, media, apps) = setup(t0);
+    send_msg(
+        &mut sw,
+        t0,
+        5080,
+        &invite_from_trunk("101", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    drain(&mut sw);
+    let leg = caller_leg(&media);
+    // Both prompts queued at once would be finished by one interrupted report: here the
+    // greeting completes, then the caller starts speaking over the menu prompt.
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: false,
+        },
+    );
+    sw.handle_app_input(t0, AppInput::SpeechStarted { leg });
+    assert!(apps
+        .log()
+        .iter()
+        .any(|r| matches!(r, AppRequest::StopPlay { leg: l } if *l == leg)));
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: true,
+        },
+    );
+    sw.handle_app_input(
+        t0,
+        AppInput::Speech {
+            leg,
+            text: "again".into(),
+            confidence: 0.9,
+        },
+    );
+    // "again" replays the menu: a third prompt, and the run still listens.
+    assert_eq!(plays(&apps).len(), 3);
+    let summary = sw.call_summaries(t0).pop().unwrap();
+    assert_eq!(summary.flow.as_deref(), Some("test/ask"));
+    // No input after it: retry, then the default hangs up.
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: false,
+        },
+    );
+    let out = advance(&mut sw, t0, t0 + Duration::from_secs(4));
+    assert!(requests(&out, 5080, Method::Bye).is_empty());
+    sw.handle_media_event(
+        t0 + Duration::from_secs(4),
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: false,
+        },
+    );
+    let out = advance(
+        &mut sw,
+        t0 + Duration::from_secs(4),
+        t0 + Duration::from_secs(9),
+    );
+    assert!(
+        !requests(&out, 5080, Method::Bye).is_empty(),
+        "the default hangs up"
+    );
+}
+
+#[test]
+fn an_agent_who_rings_out_is_not_ready_the_next_answers_and_a_late_answer_is_hung_up() {
+    let t0 = Instant::now();
+    let (mut sw, _media, _apps) = setup(t0);
+    register(&mut sw, t0, "1001", 5071);
+    register(&mut sw, t0, "1002", 5072);
+    ready(&mut sw, t0, "1001");
+    let t1 = t0 + Duration::from_millis(100);
+    ready(&mut sw, t1, "1002");
+    send_msg(
+        &mut sw,
+        t1,
+        5080,
+        &invite_from_trunk("201", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert!(responses(&out, 5080).iter().any(|r| r.status == 200));
+    // 1001 has been idle longest: its phone rings.
+    let inv1: Request = requests(&out, 5071, Method::Invite)
+        .pop()
+        .expect("1001 rung");
+    send_msg(&mut sw, t1, 5071, &reply(&inv1, 180, "a1", 5071, ""));
+    assert_eq!(status(&sw, "1001").0, AgentStatus::Offered);
+    // Its lease (2 s) runs out: CANCEL, and 1002 rings.
+    let out = advance(&mut sw, t1, t1 + Duration::from_millis(2500));
+    assert!(!requests(&out, 5071, Method::Cancel).is_empty());
+    assert_eq!(
+        status(&sw, "1001"),
+        (AgentStatus::NotReady, Some("missed".into()))
+    );
+    let inv2 = requests(&out, 5072, Method::Invite)
+        .pop()
+        .expect("1002 rung");
+    let t2 = t1 + Duration::from_millis(2500);
+    send_msg(
+        &mut sw,
+        t2,
+        5072,
+        &reply(&inv2, 200, "a2", 5072, &sdp(7000, &[0], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, 5072, Method::Ack).len(), 1);
+    assert_eq!(status(&sw, "1002").0, AgentStatus::OnCall);
+    // 1001's phone answers anyway, after the CANCEL: ACKed and hung up, not bridged.
+    send_msg(
+        &mut sw,
+        t2,
+        5071,
+        &reply(&inv1, 200, "a1", 5071, &sdp(7100, &[0], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, 5071, Method::Ack).len(), 1);
+    assert_eq!(requests(&out, 5071, Method::Bye).len(), 1);
+    let summary = sw.call_summaries(t2).pop().unwrap();
+    assert_eq!(summary.agent.as_deref(), Some("1002"));
+    // The caller hangs up: 1002 wraps up, then is ready again.
+    let bye = with_body(
+        "BYE sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKbye201\nFrom: \"Carol\" <sip:+15551234@carrier>;tag=c1\nTo: <sip:201@127.0.0.1>;tag=TAG\nCall-ID: call-201\nCSeq: 2 BYE",
+        "",
+    );
+    let tag = {
+        let out = &out;
+        let _ = out;
+        sw.calls
+            .values()
+            .next()
+            .map(|c| c.a.local_tag.clone())
+            .unwrap()
+    };
+    let bye = String::from_utf8(bye).unwrap().replace("TAG", &tag);
+    send_msg(&mut sw, t2, 5080, bye.as_bytes());
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, 5072, Method::Bye).len(), 1);
+    assert_eq!(status(&sw, "1002").0, AgentStatus::WrapUp);
+    advance(&mut sw, t2, t2 + Duration::from_millis(2500));
+    assert_eq!(status(&sw, "1002").0, AgentStatus::Ready);
+}
+
+#[test]
+fn an_agent_whose_registration_ends_is_logged_out() {
+    let t0 = Instant::now();
+    let (mut sw, _media, _apps) = setup(t0);
+    register(&mut sw, t0, "1001", 5071);
+    ready(&mut sw, t0, "1001");
+    advance(&mut sw, t0, t0 + Duration::from_secs(62));
+    assert_eq!(status(&sw, "1001").0, AgentStatus::LoggedOut);
+}

@@ -401,3 +401,60 @@ fn spoken_words_select_billing_or_technical_support() {
         drop(uac);
     }
 }
+
+#[test]
+fn an_invalid_flow_edit_is_reported_and_the_running_version_stays_until_a_valid_one() {
+    let _g = serial();
+    let slow = SlowBackend::start();
+    let sw = start(&slow);
+    let dir = TempDir::new("ivr-reload");
+    let file = sw.dir.join("flows").join("quick.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    // A typo in a transition: reported with its position, not loaded.
+    std::fs::write(&file, original.replace("next: lookup", "next: lookpu")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !sw.stderr_text().contains("not reloaded") {
+        assert!(
+            Instant::now() < deadline,
+            "no reload error: {}",
+            sw.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let err = sw.stderr_text();
+    let line = original
+        .lines()
+        .position(|l| l.contains("next: lookup"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("quick.yaml:{line}:11")), "{err}");
+    assert!(err.contains("lookpu"), "{err}");
+    // Calls still run the previous version: the look-up, then the menu.
+    let mut phone = Phone::new();
+    let uac = caller(&sw, &dir, "old", &phone, "101", 10_000);
+    let call = live_call(&sw, 0);
+    let mut at = serde_json::Value::Null;
+    phone.run(media_addr(&call), Duration::from_secs(5), |_| {
+        at = call_by_id(&sw, &call["id"])["flow"].clone();
+        at == "quick/ask"
+    });
+    assert_eq!(at, "quick/ask");
+    drop(uac);
+    // A valid edit takes effect for new calls: a failed look-up now goes to billing.
+    std::fs::write(
+        &file,
+        original.replace("on_failure: ask", "on_failure: billing"),
+    )
+    .unwrap();
+    // The directory is looked at every second.
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut phone = Phone::new();
+    let uac = caller(&sw, &dir, "new", &phone, "101", 10_000);
+    let call = live_call(&sw, call["id"].as_u64().unwrap());
+    phone.run(media_addr(&call), Duration::from_secs(4), |_| {
+        at = call_by_id(&sw, &call["id"])["flow"].clone();
+        at == "queue billing"
+    });
+    assert_eq!(at, "queue billing");
+    drop(uac);
+}

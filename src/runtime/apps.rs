@@ -146,12 +146,18 @@ fn prompt_thread(
                         let loaded = match &prompt {
                             Prompt::File(f) => crate::media::prompt::load_wav(&prompts_dir.join(f))
                                 .map_err(|e| e.to_string()),
-                            Prompt::Tts(text) => tts
-                                .render(text)
-                                .map_err(|e| e.to_string())
-                                .and_then(|path| {
-                                    crate::media::prompt::load_wav(&path).map_err(|e| e.to_string())
-                                }),
+                            Prompt::Tts(text) => {
+                                // A recording of the text, when there is one, beats TTS.
+                                let recorded = prompts_dir.join(recorded_name(text));
+                                let path = if recorded.is_file() {
+                                    Ok(recorded)
+                                } else {
+                                    tts.render(text).map_err(|e| e.to_string())
+                                };
+                                path.and_then(|p| {
+                                    crate::media::prompt::load_wav(&p).map_err(|e| e.to_string())
+                                })
+                            }
                         };
                         if let Ok(p) = &loaded {
                             // Files and fixed texts repeat; texts with caller data rarely do.
@@ -183,6 +189,21 @@ fn prompt_thread(
             }
         }
     }
+}
+
+/// The file name of a recording that replaces the text-to-speech of `text`: its words,
+/// lowercased, joined by `-` (at most 80 characters), `.wav`; e.g. "How can I help you?"
+/// → `how-can-i-help-you.wav` in the prompts directory.
+pub(crate) fn recorded_name(text: &str) -> String {
+    let mut slug = crate::ivr::normalize(text).replace(' ', "-");
+    if slug.len() > 80 {
+        let mut cut = 80;
+        while !slug.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        slug.truncate(cut);
+    }
+    format!("{slug}.wav")
 }
 
 /// Runs a recognizer session per listened-to leg.
@@ -285,4 +306,22 @@ async fn http_request(req: &HttpRequest) -> Result<(u16, String), String> {
         .map_err(|e| format!("reading the body: {e}"))?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_name;
+
+    #[test]
+    fn recorded_prompts_are_named_by_their_words() {
+        assert_eq!(
+            recorded_name("How can I help you?"),
+            "how-can-i-help-you.wav"
+        );
+        assert_eq!(
+            recorded_name("Sorry, I didn't catch that."),
+            "sorry-i-didnt-catch-that.wav"
+        );
+        assert!(recorded_name(&"word ".repeat(40)).len() <= 84);
+    }
 }

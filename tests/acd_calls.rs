@@ -14,6 +14,7 @@ const CONTACT_CENTRE: &str = r#"
 queues:
   - { name: billing, strategy: best-skill, skills: { billing: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
   - { name: support, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
+  - { name: callme, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, announce_every: 30s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
   - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s }
   - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s }
 agents:
@@ -280,4 +281,61 @@ fn agents_change_state_with_feature_codes_and_the_api_checks_tokens() {
     )
     .unwrap();
     assert_eq!(status, 404);
+}
+
+#[test]
+fn a_callback_keeps_its_place_through_a_sigkill_and_reaches_the_customer_through_the_trunk() {
+    let _g = serial();
+    let dir = TempDir::new("acd-callback");
+    let cc = contact_centre(&dir);
+    let mut sw = Switchboard::start_ivr_with(
+        Some(&cc),
+        &[],
+        &[r#"- { number: "300", to: { queue: callme } }"#],
+    );
+    // No agent is ready: the caller hears its position, the wait and the offer, presses 1,
+    // hears the confirmation and is hung up.
+    uac("caller", "uac_callback.xml", &sw, "300", 1)
+        .args(["-key", "caller", "+15557654", "-d", "2500"])
+        .timeout(Duration::from_secs(40))
+        .run(&dir)
+        .assert_ok(Some(1));
+    let queue = |sw: &Switchboard| -> serde_json::Value {
+        let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
+        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == "callme")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(queue(&sw)["callbacks_pending"], 1, "{}", queue(&sw));
+    // Switchboard dies without a chance to save anything, and comes back.
+    sw.kill_and_restart();
+    assert_eq!(queue(&sw)["callbacks_pending"], 1, "{}", queue(&sw));
+    // The customer's line is the demo trunk's far end (127.0.0.1:5090); it answers and
+    // hangs up after 2 s. The agent's phone answers, hears the whisper, then the customer.
+    let mut customer = Sipp::new("customer", "uas_bye.xml");
+    customer.port = 5090;
+    let customer = customer
+        .args(["-m", "1", "-d", "2000"])
+        .timeout(Duration::from_secs(60))
+        .spawn(&dir);
+    customer.wait_ready();
+    let agent = agent_phone(&sw, &dir, "1004", "uas_answer.xml", 1);
+    set_state(&sw, "1004", "ready");
+    customer
+        .wait_for(Duration::from_secs(40))
+        .assert_ok(Some(1));
+    agent.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    let q = queue(&sw);
+    assert_eq!(q["callbacks_pending"], 0, "{q}");
+    assert_eq!(q["callbacks_completed"], 1, "{q}");
+    let cb = calls(&sw)
+        .into_iter()
+        .rev()
+        .find(|c| c["called"] == "1004")
+        .unwrap();
+    assert!(cb["codecs"]["callee"].is_string(), "the customer was bridged: {cb}");
 }

@@ -384,10 +384,17 @@ impl Switch {
                     priority,
                     skills,
                     attributes,
-                    ..
+                    callback_offer,
                 } => {
                     self.app_ended(key, format!("queue {name}"));
-                    self.enter_queue(now, key, &name, priority, &skills, attributes);
+                    let entry = super::queue::Entry {
+                        queue: name,
+                        priority,
+                        skills,
+                        attributes,
+                        callback_prompt: callback_offer.and_then(|c| c.prompt),
+                    };
+                    self.enter_queue(now, key, entry);
                     return;
                 }
             }
@@ -523,6 +530,10 @@ impl Switch {
         if self.queue_b_failed(now, key, status) {
             return;
         }
+        if self.calls.get(&key).is_some_and(|c| c.callback.is_some()) {
+            self.drop_b(key);
+            return self.callback_failed(now, key, super::callback::outcome_of(status));
+        }
         info!(status, "the application call's new party did not answer");
         self.drop_b(key);
         self.end_call(
@@ -579,6 +590,7 @@ impl Switch {
             self.apps.stop_play(leg);
         }
         self.queue_b_answered(now, key);
+        self.callback_connected(now, key);
         self.arm_session(now, key, Side::B, &resp.headers, false);
         self.schedule(key);
     }
@@ -586,7 +598,19 @@ impl Switch {
     /// The engine finished (or interrupted) a leg's prompt.
     pub(crate) fn app_play_finished(&mut self, now: Instant, key: CallKey, interrupted: bool) {
         if self.calls.get(&key).is_some_and(|c| c.hangup_after_prompt) {
-            return self.end_call(now, key, None, "confirmation played");
+            // The confirmation ended (what it cut off reports itself interrupted).
+            if !interrupted {
+                self.end_call(now, key, None, "confirmation played");
+            }
+            return;
+        }
+        if self
+            .calls
+            .get(&key)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| cb.phase == super::callback::Phase::Whisper)
+        {
+            return self.callback_dial_customer(now, key);
         }
         let Some(app) = self.calls.get_mut(&key).and_then(|c| c.app.as_mut()) else {
             return;

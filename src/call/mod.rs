@@ -17,6 +17,7 @@
 mod app;
 #[cfg(test)]
 mod app_tests;
+mod callback;
 mod leg;
 mod media;
 mod queue;
@@ -197,6 +198,8 @@ enum TxRole {
     AInvite,
     /// An in-dialog request we answer ourselves (server side).
     Local,
+    /// Our INVITE on an A leg we place (a callback's agent).
+    OriginateA,
 }
 
 /// A blind transfer (RFC 3515 REFER) the switch carries out: the transferor asked that the
@@ -274,6 +277,12 @@ struct Call {
     queued: Option<queue::Queued>,
     /// Hang up when the prompt playing ends (feature-code confirmations).
     hangup_after_prompt: bool,
+    /// A callback this call carries out (A is the agent, B the customer).
+    callback: Option<callback::CallbackCall>,
+    /// The A leg is ours (we sent its INVITE): a callback's agent leg.
+    outbound_a: bool,
+    /// The caller number the B leg presents, when not the A leg's.
+    present: Option<String>,
 }
 
 /// What the API shows of a call.
@@ -299,9 +308,58 @@ pub struct CallSummary {
 }
 
 impl Call {
-    /// Switchboard answered the caller itself (IVR, queue): a B leg comes and goes later.
+    /// A call in its first state: the A leg and its INVITE (received, or ours for calls we
+    /// place), nothing else yet.
+    fn new(
+        span: tracing::Span,
+        a: Leg,
+        a_invite: Request,
+        a_invite_tx: TxId,
+        identity: routing::Identity,
+        trunks: Vec<String>,
+    ) -> Call {
+        Call {
+            span,
+            state: CallState::Early,
+            a,
+            b: None,
+            a_invite_tx,
+            a_invite,
+            b_invite: None,
+            b_invite_tx: None,
+            identities: [identity.clone(), identity],
+            transfer: None,
+            trunks,
+            cancel_pending: false,
+            b_provisional: false,
+            b_auth_tried: false,
+            retrans: [None, None],
+            reliable_1xx: None,
+            a_rseq: 0,
+            a_requires_100rel: false,
+            timers: vec![],
+            open_client_txs: 0,
+            released: false,
+            tx_ids: vec![a_invite_tx],
+            media: CallMedia::default(),
+            echo: false,
+            digits: String::new(),
+            recording_path: None,
+            answered_at: None,
+            app: None,
+            b_answered: false,
+            queued: None,
+            hangup_after_prompt: false,
+            callback: None,
+            outbound_a: false,
+            present: None,
+        }
+    }
+
+    /// Switchboard answered the caller itself (IVR, queue) or placed the call (callback): a
+    /// B leg comes and goes later.
     fn answered_by_us(&self) -> bool {
-        self.app.is_some() || self.queued.is_some()
+        self.app.is_some() || self.queued.is_some() || self.callback.is_some()
     }
 
     fn leg(&self, side: Side) -> Option<&Leg> {
@@ -390,6 +448,10 @@ pub struct Switch {
     queue_music: HashMap<String, String>,
     /// B INVITEs given up while ringing: the leg, the INVITE, whether it rang (CANCEL sent).
     orphans: HashMap<TxId, (Leg, Request, bool)>,
+    /// Durable records (callbacks) for the runtime to store.
+    persist_out: VecDeque<crate::acd::PersistRecord>,
+    /// Records of ended calls for the runtime to store.
+    cdr_out: VecDeque<CallSummary>,
 }
 
 impl Switch {
@@ -466,6 +528,8 @@ impl Switch {
             offers: HashMap::new(),
             last_agent: HashMap::new(),
             orphans: HashMap::new(),
+            persist_out: VecDeque::new(),
+            cdr_out: VecDeque::new(),
         };
         sw.init_trunk_registrations(now);
         sw
@@ -992,39 +1056,9 @@ impl Switch {
             span: info_span!(parent: &span, "leg", side = "a", call_id = %call_id),
         };
         let a_requires_100rel = req.has_option_tag(&HeaderName::Require, "100rel");
-        let mut call = Call {
-            span,
-            state: CallState::Early,
-            a,
-            b: None,
-            a_invite_tx: tx,
-            a_invite: req,
-            b_invite: None,
-            b_invite_tx: None,
-            identities: [identity.clone(), identity],
-            transfer: None,
-            trunks,
-            cancel_pending: false,
-            b_provisional: false,
-            b_auth_tried: false,
-            retrans: [None, None],
-            reliable_1xx: None,
-            a_rseq: self.rng.gen_range(1..10_000),
-            a_requires_100rel,
-            timers: vec![],
-            open_client_txs: 0,
-            released: false,
-            tx_ids: vec![tx],
-            media: CallMedia::default(),
-            echo: false,
-            digits: String::new(),
-            recording_path: None,
-            answered_at: None,
-            app: None,
-            b_answered: false,
-            queued: None,
-            hangup_after_prompt: false,
-        };
+        let mut call = Call::new(span, a, req, tx, identity, trunks);
+        call.a_rseq = self.rng.gen_range(1..10_000);
+        call.a_requires_100rel = a_requires_100rel;
         call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
         self.calls.insert(key, call);
         self.txs.insert(tx, (key, TxRole::AInvite));
@@ -1125,11 +1159,14 @@ impl Switch {
             }
         }
         let from = NameAddr::parse(&call.a.remote_uri);
-        let caller_user = from
-            .as_ref()
-            .and_then(|f| f.uri.user.clone())
-            .unwrap_or_else(|| "anonymous".into());
-        let display = from.and_then(|f| f.display);
+        let caller_user = call.present.clone().unwrap_or_else(|| {
+            from.as_ref()
+                .and_then(|f| f.uri.user.clone())
+                .unwrap_or_else(|| "anonymous".into())
+        });
+        let display = from
+            .and_then(|f| f.display)
+            .filter(|_| call.present.is_none());
         if let Err(e) = self.media_allocate(key, Side::B) {
             warn!(error = %e, "no media ports");
             if self.calls.get(&key).is_some_and(|c| c.answered_by_us()) {
@@ -1347,6 +1384,7 @@ impl Switch {
         }
         match role {
             TxRole::BInvite => self.on_b_invite_response(now, key, tx, resp),
+            TxRole::OriginateA => self.on_originate_response(now, key, tx, resp),
             TxRole::Cancel | TxRole::Prack | TxRole::Notify => {}
             TxRole::TransferInvite => self.on_transfer_response(now, key, tx, resp),
             TxRole::Bye => {
@@ -1735,6 +1773,9 @@ impl Switch {
             info!(why, "call ending");
         }
         let was_early = call.state == CallState::Early;
+        if was_early && call.outbound_a {
+            return self.cancel_originated(now, key);
+        }
         call.state = CallState::Ending;
         call.retrans = [None, None];
         call.timers.retain(|(t, _)| *t == CallTimer::Linger);
@@ -1833,10 +1874,12 @@ impl Switch {
                 if self.recent.len() >= 200 {
                     self.recent.pop_front();
                 }
+                self.cdr_out.push_back(s.clone());
                 self.recent.push_back(s);
             }
         }
         self.queue_call_over(now, key);
+        self.callback_call_over(now, key);
         let t4 = self.timers.t4;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
@@ -1896,6 +1939,11 @@ impl Switch {
             queue: c.queued.as_ref().map(|q| q.queue.clone()),
             agent: c.queued.as_ref().and_then(|q| q.agent_name()),
         })
+    }
+
+    /// The record of a call that ended, for the runtime to store.
+    pub fn poll_cdr(&mut self) -> Option<CallSummary> {
+        self.cdr_out.pop_front()
     }
 
     /// Calls in progress and the most recent ended ones (newest last), for the API.
@@ -1966,7 +2014,10 @@ impl Switch {
             let _g = call.span.enter();
             info!(%digit, side = ?side, how, "dtmf");
         }
-        if side == Side::A && call.app.is_some() {
+        if side == Side::A && self.queue_digit(now, key, digit) {
+            return;
+        }
+        if side == Side::A && self.calls.get(&key).is_some_and(|c| c.app.is_some()) {
             self.app_event(now, key, crate::ivr::Event::Dtmf(digit));
         }
     }
@@ -2397,6 +2448,7 @@ impl Switch {
                     }
                 }
                 (TxRole::Bye, _) => self.client_tx_done(now, key),
+                (TxRole::OriginateA, TuEvent::Timeout) => self.originate_gave_up(now, key, 408),
                 (TxRole::TransferInvite, TuEvent::Timeout) => {
                     self.transfer_failed(now, key, 408, "Request Timeout", false)
                 }
@@ -2476,6 +2528,11 @@ impl Switch {
                             self.app_b_failed(now, key, 408);
                         }
                     }
+                } else if call.outbound_a && call.state == CallState::Early {
+                    let _g = call.span.clone().entered();
+                    info!("the agent's phone rang out");
+                    self.callback_give_up(now, key, crate::acd::CallbackOutcome::NoAnswer);
+                    self.cancel_originated(now, key);
                 } else if call.state == CallState::Early {
                     let _g = call.span.clone().entered();
                     info!("ring timeout");

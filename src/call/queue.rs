@@ -44,7 +44,23 @@ pub(crate) struct Queued {
     offer: Option<(OfferId, AgentId)>,
     /// The agent who answered, and when.
     agent: Option<(AgentId, Instant)>,
+    /// What to say when offering a callback (the flow's words), and whether it was offered.
+    callback_prompt: Option<Prompt>,
+    callback_offered: bool,
 }
+
+/// A caller entering a queue, as a flow's `queue` step (or a route) puts it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Entry {
+    pub(crate) queue: String,
+    pub(crate) priority: i32,
+    pub(crate) skills: Vec<Skill>,
+    pub(crate) attributes: BTreeMap<String, String>,
+    pub(crate) callback_prompt: Option<Prompt>,
+}
+
+/// What the caller hears when a callback is offered, unless the flow says otherwise.
+const CALLBACK_OFFER: &str = "To be called back without losing your place in the queue, press 1.";
 
 impl Queued {
     /// The agent who answered.
@@ -177,19 +193,23 @@ impl Switch {
             return;
         };
         self.answer_a(now, key);
-        self.enter_queue(now, key, queue, 0, &[], BTreeMap::new());
+        let entry = Entry {
+            queue: queue.to_string(),
+            ..Default::default()
+        };
+        self.enter_queue(now, key, entry);
     }
 
     /// Puts a call in a queue (its flow, if any, has ended): the caller hears hold music.
-    pub(crate) fn enter_queue(
-        &mut self,
-        now: Instant,
-        key: CallKey,
-        queue: &str,
-        priority: i32,
-        skills: &[Skill],
-        attributes: BTreeMap<String, String>,
-    ) {
+    pub(crate) fn enter_queue(&mut self, now: Instant, key: CallKey, entry: Entry) {
+        let Entry {
+            queue,
+            priority,
+            skills,
+            attributes,
+            callback_prompt,
+        } = entry;
+        let queue = queue.as_str();
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
@@ -198,6 +218,8 @@ impl Switch {
             queue: queue.to_string(),
             offer: None,
             agent: None,
+            callback_prompt,
+            callback_offered: false,
         });
         {
             let _g = call.span.enter();
@@ -244,7 +266,7 @@ impl Switch {
         }
     }
 
-    fn drain_acd(&mut self, now: Instant) {
+    pub(crate) fn drain_acd(&mut self, now: Instant) {
         // Inputs produced while carrying out outputs wait until the outputs are drained.
         let mut pending: Vec<Input> = Vec::new();
         loop {
@@ -328,16 +350,30 @@ impl Switch {
                 queue,
                 position,
                 estimate,
-                ..
+                offer_callback,
             } => {
                 let key = caller.0;
                 let mut text = format!("You are number {position} in the queue.");
                 if let Some(e) = estimate {
                     text.push_str(&format!(" Your expected wait is {}.", spoken_wait(e)));
                 }
+                let offer = match self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) {
+                    Some(q) if offer_callback => {
+                        q.callback_offered = true;
+                        Some(
+                            q.callback_prompt
+                                .clone()
+                                .unwrap_or_else(|| Prompt::Tts(CALLBACK_OFFER.into())),
+                        )
+                    }
+                    _ => None,
+                };
                 if let Some(leg) = self.a_leg_id(key) {
                     self.apps.stop_play(leg);
-                    self.apps.play(leg, &Prompt::Tts(text), false, false);
+                    self.apps.play(leg, &Prompt::Tts(text), true, false);
+                    if let Some(p) = offer {
+                        self.apps.play(leg, &p, true, false);
+                    }
                 }
                 self.hold_music(key, &queue);
             }
@@ -354,7 +390,11 @@ impl Switch {
                 }
                 match to {
                     OverflowTarget::Queue(q) => {
-                        self.enter_queue(now, key, &q, 0, &[], BTreeMap::new())
+                        let entry = Entry {
+                            queue: q,
+                            ..Default::default()
+                        };
+                        self.enter_queue(now, key, entry)
                     }
                     OverflowTarget::Flow(f) => self.restart_flow(now, key, &f),
                     OverflowTarget::Number(n) => {
@@ -376,10 +416,17 @@ impl Switch {
                 ..
             } => info!(%agent, ?state, reason = reason.as_deref().unwrap_or(""), "agent state"),
             Output::QueueEvent(e) => debug!(queue = %e.queue, kind = ?e.kind, "queue event"),
-            Output::Persist(_) | Output::StartCallback { .. } => {
-                // Callbacks are only created by `RequestCallback`/`ScheduleCallback`, which
-                // this build does not feed yet; nothing to store or dial.
-                warn!("callback output without callbacks; ignored");
+            Output::Persist(r) => self.persist_out.push_back(r),
+            Output::StartCallback {
+                callback,
+                agent,
+                number,
+                waited,
+                ..
+            } => {
+                if let Err(outcome) = self.start_callback(now, callback, agent, number, waited) {
+                    pending.push(Input::CallbackResult { callback, outcome });
+                }
             }
             Output::Ignored(e) => debug!(error = %e, "ACD ignored an input"),
         }
@@ -409,6 +456,52 @@ impl Switch {
                 self.end_call(now, key, None, "overflow flow missing");
             }
         }
+    }
+
+    /// A key from a waiting caller: 1 after a callback offer books the callback (the
+    /// caller's number, their place kept), confirms it and hangs up. Returns whether the
+    /// key was used.
+    pub(crate) fn queue_digit(&mut self, now: Instant, key: CallKey, digit: char) -> bool {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return false;
+        };
+        let offered = call
+            .queued
+            .as_ref()
+            .is_some_and(|q| q.callback_offered && q.agent.is_none());
+        if !offered || digit != '1' {
+            return false;
+        }
+        let number = super::app::caller_of(&call.a.remote_uri);
+        if let Some(q) = call.queued.take() {
+            if let Some((offer, _)) = q.offer {
+                self.offers.remove(&offer);
+            }
+        }
+        {
+            let _g = call.span.enter();
+            info!("callback requested");
+        }
+        call.hangup_after_prompt = true;
+        if call.b_invite_tx.is_some() && !call.b_answered {
+            self.abandon_b(now, key);
+        }
+        self.acd_input(
+            now,
+            Input::RequestCallback {
+                caller: CallerId(key),
+                number: number.clone(),
+            },
+        );
+        let text = format!(
+            "Thank you. We will call you back at {}, and you keep your place in the queue. Goodbye.",
+            super::callback::spoken_number(&number)
+        );
+        if let Some(leg) = self.a_leg_id(key) {
+            self.apps.stop_play(leg);
+            self.apps.play(leg, &Prompt::Tts(text), false, false);
+        }
+        true
     }
 
     /// A B leg to an agent failed: back to the ACD, the caller keeps waiting.

@@ -7,6 +7,7 @@
 mod apps;
 mod http;
 mod media;
+mod store;
 mod stream;
 mod tls;
 
@@ -229,6 +230,11 @@ pub async fn serve(
             acd,
         },
     );
+    let store = store::Store::open(&opts.data.join("switchboard.db"))?;
+    switch.restore_callbacks(
+        now,
+        store.callbacks(now).context("reading pending callbacks")?,
+    );
     if let Some(r) = ready {
         let _ = r.send((local.clone(), http_addr));
     }
@@ -287,6 +293,16 @@ pub async fn serve(
                 ToSwitch::Queues(reply) => { let _ = reply.send(switch.queues(Instant::now())); }
             },
             _ = sleep => switch.handle_timeout(Instant::now()),
+        }
+        while let Some(rec) = switch.poll_persist() {
+            if let Err(e) = store.persist(&rec, Instant::now()) {
+                warn!(error = %e, "could not store a callback");
+            }
+        }
+        while let Some(cdr) = switch.poll_cdr() {
+            if let Err(e) = store.call_ended(&cdr) {
+                warn!(error = %e, "could not store a call record");
+            }
         }
         while let Some(t) = switch.poll_transmit() {
             match t.peer.transport {

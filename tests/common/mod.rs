@@ -262,6 +262,7 @@ pub struct Switchboard {
     pub http_port: u16,
     pub dir: TempDir,
     stderr: PathBuf,
+    args: Vec<std::ffi::OsString>,
 }
 
 impl Switchboard {
@@ -364,20 +365,42 @@ impl Switchboard {
         let data = dir.join("data");
         fs::create_dir_all(&data).unwrap();
         let stderr = dir.join("switchboard.stderr");
-        let child = Command::new(switchboard_bin())
-            .arg("run")
-            .arg("--profile")
-            .arg(profile)
-            .arg("--flows")
-            .arg(flows)
-            .arg("--contact-centre")
-            .arg(contact_centre)
-            .arg("--data")
-            .arg(&data)
-            .arg("--sip")
-            .arg(format!("{LOCALHOST}:{sip_port}"))
-            .arg("--http")
-            .arg(format!("{LOCALHOST}:{http_port}"))
+        let args: Vec<std::ffi::OsString> = vec![
+            "run".into(),
+            "--profile".into(),
+            profile.into(),
+            "--flows".into(),
+            flows.into(),
+            "--contact-centre".into(),
+            contact_centre.into(),
+            "--data".into(),
+            data.into(),
+            "--sip".into(),
+            format!("{LOCALHOST}:{sip_port}").into(),
+            "--http".into(),
+            format!("{LOCALHOST}:{http_port}").into(),
+        ];
+        let child = Self::launch(&args, &dir, &stderr);
+        let mut sw = Switchboard {
+            child,
+            sip_port,
+            http_port,
+            dir,
+            stderr,
+            args,
+        };
+        sw.wait_healthy(Duration::from_secs(10));
+        sw
+    }
+
+    fn launch(args: &[std::ffi::OsString], dir: &TempDir, stderr: &Path) -> Child {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(stderr)
+            .unwrap();
+        Command::new(switchboard_bin())
+            .args(args)
             .env(
                 "RUST_LOG",
                 std::env::var("SWITCHBOARD_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -385,20 +408,24 @@ impl Switchboard {
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::from(
-                fs::File::create(dir.join("switchboard.stdout")).unwrap(),
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("switchboard.stdout"))
+                    .unwrap(),
             ))
-            .stderr(Stdio::from(fs::File::create(&stderr).unwrap()))
+            .stderr(Stdio::from(log))
             .spawn()
-            .expect("spawn switchboard");
-        let mut sw = Switchboard {
-            child,
-            sip_port,
-            http_port,
-            dir,
-            stderr,
-        };
-        sw.wait_healthy(Duration::from_secs(10));
-        sw
+            .expect("spawn switchboard")
+    }
+
+    /// Kills the process with SIGKILL (no chance to save anything) and starts it again with
+    /// the same data directory and ports.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::launch(&self.args, &self.dir, &self.stderr);
+        self.wait_healthy(Duration::from_secs(10));
     }
 
     fn wait_healthy(&mut self, limit: Duration) {

@@ -1,0 +1,377 @@
+//! Callbacks: a caller who asked to be called back keeps its place as a virtual caller in
+//! the ACD; when it reaches the head and an agent is free, Switchboard calls the agent
+//! first (the A leg is ours: we send the INVITE), whispers who is being called back, then
+//! calls the customer through the trunk as the B leg and bridges them.
+//!
+//! Phases: ringing the agent → whispering → ringing the customer → connected. Every end
+//! tells the ACD how the attempt went (`CallbackResult`), and a connected callback's end
+//! is the agent's `CallEnded`, so the agent is never left reserved. Callbacks are durable:
+//! the ACD's `Persist` records come out of [`Switch::poll_persist`] for the runtime to
+//! store, and [`Switch::restore_callbacks`] gives them back after a restart.
+
+use super::leg::Leg;
+use super::routing::Identity;
+use super::{
+    CallKey, CallState, CallTimer, Destination, RouteDecision, Side, Switch, TxRole, ALLOW,
+    SUPPORTED, USER_AGENT,
+};
+use crate::acd::{
+    AgentId, CallbackId, CallbackOutcome, CallbackRecord, Contact, Input, PersistRecord,
+};
+use crate::ivr::Prompt;
+use crate::sip::message::{HeaderName, Method, NameAddr, Response, Uri};
+use crate::sip::transaction::TxId;
+use std::time::{Duration, Instant};
+use tracing::{info, info_span, warn};
+
+/// Where a callback call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    RingingAgent,
+    Whisper,
+    RingingCustomer,
+    Connected(Instant),
+}
+
+/// A callback call's state.
+#[derive(Debug, Clone)]
+pub(crate) struct CallbackCall {
+    id: CallbackId,
+    agent: AgentId,
+    number: String,
+    waited: Duration,
+    pub(crate) phase: Phase,
+}
+
+/// The customer's answer (or not), for the ACD.
+pub(crate) fn outcome_of(status: u16) -> CallbackOutcome {
+    match status {
+        486 | 600 | 603 => CallbackOutcome::Busy,
+        408 | 480 | 487 => CallbackOutcome::NoAnswer,
+        _ => CallbackOutcome::Failed,
+    }
+}
+
+/// "12 minutes", "1 minute", "less than a minute".
+fn minutes(d: Duration) -> String {
+    match (d.as_secs() + 30) / 60 {
+        0 => "less than a minute".into(),
+        1 => "1 minute".into(),
+        m => format!("{m} minutes"),
+    }
+}
+
+/// A number read digit by digit.
+pub(crate) fn spoken_number(number: &str) -> String {
+    let digits: Vec<String> = number
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .map(|c| c.to_string())
+        .collect();
+    digits.join(" ")
+}
+
+impl Switch {
+    /// Durable records for the runtime to store (upsert on save, delete on close).
+    pub fn poll_persist(&mut self) -> Option<PersistRecord> {
+        self.persist_out.pop_front()
+    }
+
+    /// Pending callbacks as last stored, after a restart.
+    pub fn restore_callbacks(&mut self, now: Instant, records: Vec<CallbackRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        info!(callbacks = records.len(), "pending callbacks restored");
+        self.acd.restore_callbacks(now, records);
+        self.drain_acd(now);
+    }
+
+    /// The ACD released a callback to `agent`: ring the agent's phone.
+    pub(crate) fn start_callback(
+        &mut self,
+        now: Instant,
+        callback: CallbackId,
+        agent: AgentId,
+        number: String,
+        waited: Duration,
+    ) -> Result<(), CallbackOutcome> {
+        let ext = self
+            .agent_extension
+            .get(&agent)
+            .cloned()
+            .ok_or(CallbackOutcome::Failed)?;
+        let dest = self
+            .resolve(now, &RouteDecision::User(ext.clone()), &ext)
+            .map_err(|(status, reason)| {
+                info!(%agent, status, %reason, "callback: agent unreachable");
+                CallbackOutcome::Failed
+            })?;
+        let key = self.originate(now, dest, Identity::LocalUser(ext))?;
+        if let Some(call) = self.calls.get_mut(&key) {
+            let _g = call.span.enter();
+            info!(%callback, %agent, waited_s = waited.as_secs(), "callback: ringing the agent");
+            call.callback = Some(CallbackCall {
+                id: callback,
+                agent,
+                number,
+                waited,
+                phase: Phase::RingingAgent,
+            });
+        }
+        Ok(())
+    }
+
+    /// A call we place: its A leg is our INVITE to `dest`.
+    fn originate(
+        &mut self,
+        now: Instant,
+        dest: Destination,
+        identity: Identity,
+    ) -> Result<CallKey, CallbackOutcome> {
+        let key = self.next_call;
+        self.next_call += 1;
+        self.stats.calls_started += 1;
+        let span = info_span!("call", id = key);
+        let call_id = format!("{}@switchboard", self.token(20));
+        let tag = self.token(10);
+        let a = Leg {
+            side: Side::A,
+            peer: dest.peer,
+            call_id: call_id.clone(),
+            local_tag: tag.clone(),
+            remote_tag: None,
+            local_uri: NameAddr::new(Uri::sip(Some("callback"), &self.profile.realm, None))
+                .to_string(),
+            remote_uri: dest.to.clone(),
+            local_cseq: 0,
+            remote_cseq: None,
+            remote_target: dest.uri.clone(),
+            route_set: vec![],
+            contact: self.contact(dest.peer.transport),
+            peer_allows_update: false,
+            session: None,
+            span: info_span!(parent: &span, "leg", side = "a", call_id = %call_id),
+        };
+        let placeholder = crate::sip::message::Request::new(Method::Invite, dest.uri.clone());
+        let mut call =
+            super::Call::new(span, a, placeholder, TxId::default(), identity, dest.trunks);
+        call.outbound_a = true;
+        call.present = Some("callback".into());
+        self.calls.insert(key, call);
+        if let Err(e) = self.media_allocate(key, Side::A) {
+            warn!(error = %e, "no media ports for a callback");
+            self.calls.remove(&key);
+            return Err(CallbackOutcome::Failed);
+        }
+        let offer = self.media_offer(key, Side::A, crate::sdp::Direction::SendRecv);
+        let call = self.calls.get_mut(&key).expect("present");
+        let mut invite = call.a.request(Method::Invite);
+        invite
+            .headers
+            .push_front(HeaderName::Via, self.via(dest.peer.transport));
+        invite.headers.push(HeaderName::Allow, ALLOW);
+        invite.headers.push(HeaderName::Supported, SUPPORTED);
+        invite.headers.push(HeaderName::UserAgent, USER_AGENT);
+        if let Some(body) = offer {
+            invite.headers.push(HeaderName::ContentType, super::SDP);
+            invite.body = body;
+        }
+        let tx = self.layer.send_request(now, invite.clone(), dest.peer);
+        let call = self.calls.get_mut(&key).expect("present");
+        call.a_invite = invite;
+        call.a_invite_tx = tx;
+        call.tx_ids.push(tx);
+        call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+        self.track(tx, key, TxRole::OriginateA);
+        self.dialogs.insert((call_id, tag), (key, Side::A));
+        self.schedule(key);
+        Ok(key)
+    }
+
+    /// A response to our INVITE to the agent.
+    pub(crate) fn on_originate_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        tx: TxId,
+        resp: Response,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if resp.status < 200 {
+            if resp.status > 100
+                && resp
+                    .to()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_string))
+                    .is_some()
+            {
+                call.a.learn_from_response(&resp);
+                call.b_provisional = true;
+            }
+            return;
+        }
+        call.clear_timer(CallTimer::Ring);
+        if !resp.is_success() {
+            info!(
+                status = resp.status,
+                "callback: the agent's phone did not answer"
+            );
+            return self.originate_gave_up(now, key, resp.status);
+        }
+        call.a.learn_from_response(&resp);
+        let ack = call.a.ack(resp.cseq().map(|c| c.seq).unwrap_or(1));
+        let peer = call.a.peer;
+        self.send_ack(tx, peer, ack);
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        if call.state != CallState::Early {
+            self.send_bye(now, key, Side::A);
+            return;
+        }
+        if let Err(e) = self.media_accept(key, Side::A, &resp.body) {
+            info!(error = %e, "callback: the agent's answer refused");
+            self.send_bye(now, key, Side::A);
+            return self.originate_gave_up(now, key, 488);
+        }
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = CallState::Answered;
+        call.answered_at = Some(now);
+        self.stats.calls_answered += 1;
+        let Some(cb) = call.callback.as_mut() else {
+            return;
+        };
+        cb.phase = Phase::Whisper;
+        let text = format!(
+            "Callback for {}, waited {}.",
+            spoken_number(&cb.number),
+            minutes(cb.waited)
+        );
+        self.arm_session(now, key, Side::A, &resp.headers, false);
+        match self.a_leg_id(key) {
+            Some(leg) => self.apps.play(leg, &Prompt::Tts(text), false, false),
+            None => self.callback_dial_customer(now, key),
+        }
+    }
+
+    /// The whisper ended: call the customer through the route the agent would use.
+    pub(crate) fn callback_dial_customer(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let Some(cb) = call.callback.as_mut() else {
+            return;
+        };
+        cb.phase = Phase::RingingCustomer;
+        let number = cb.number.clone();
+        let identity = call.identities[0].clone();
+        let (decision, _) = self.route(&identity, &number, None);
+        match self.resolve(now, &decision, &number) {
+            Ok(dest) => {
+                info!("callback: ringing the customer");
+                self.dial_b(now, key, dest);
+            }
+            Err((status, reason)) => {
+                info!(status, %reason, "callback: the customer's number cannot be dialled");
+                self.callback_failed(now, key, CallbackOutcome::Failed);
+            }
+        }
+    }
+
+    /// The customer answered.
+    pub(crate) fn callback_connected(&mut self, now: Instant, key: CallKey) {
+        let Some(cb) = self.calls.get_mut(&key).and_then(|c| c.callback.as_mut()) else {
+            return;
+        };
+        cb.phase = Phase::Connected(now);
+        let id = cb.id;
+        info!(callback = %id, "callback: connected");
+        self.acd_input(
+            now,
+            Input::CallbackResult {
+                callback: id,
+                outcome: CallbackOutcome::Connected,
+            },
+        );
+    }
+
+    /// Tells the ACD how a failed attempt went (it retries later or gives up); the
+    /// callback is no longer this call's.
+    pub(crate) fn callback_give_up(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        outcome: CallbackOutcome,
+    ) {
+        let Some(cb) = self.calls.get_mut(&key).and_then(|c| c.callback.take()) else {
+            return;
+        };
+        info!(callback = %cb.id, ?outcome, "callback attempt failed");
+        self.acd_input(
+            now,
+            Input::CallbackResult {
+                callback: cb.id,
+                outcome,
+            },
+        );
+    }
+
+    /// A failed attempt on an answered agent leg: the agent is hung up.
+    pub(crate) fn callback_failed(&mut self, now: Instant, key: CallKey, outcome: CallbackOutcome) {
+        self.callback_give_up(now, key, outcome);
+        self.end_call(now, key, None, "callback attempt over");
+    }
+
+    /// Our INVITE to the agent ended without a call (final failure, timeout, refused
+    /// answer): the attempt is over and the call forgotten.
+    pub(crate) fn originate_gave_up(&mut self, now: Instant, key: CallKey, status: u16) {
+        self.callback_give_up(now, key, outcome_of(status));
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.state = CallState::Ending;
+        }
+        self.linger(now, key);
+    }
+
+    /// Cancels our INVITE to the agent (it rang out or the call is being given up).
+    pub(crate) fn cancel_originated(&mut self, now: Instant, key: CallKey) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        call.state = CallState::Ending;
+        let (a, invite, tx, rang) = (
+            call.a.clone(),
+            call.a_invite.clone(),
+            call.a_invite_tx,
+            call.b_provisional,
+        );
+        self.orphans.insert(tx, (a, invite, rang));
+        if rang {
+            self.cancel_orphan(now, tx);
+        }
+        self.linger(now, key);
+    }
+
+    /// A callback call is over: the agent's talk time when it was connected.
+    pub(crate) fn callback_call_over(&mut self, now: Instant, key: CallKey) {
+        let Some(cb) = self.calls.get_mut(&key).and_then(|c| c.callback.take()) else {
+            return;
+        };
+        let input = match cb.phase {
+            Phase::Connected(since) => Input::CallEnded {
+                agent: cb.agent,
+                contact: Contact::Callback(cb.id),
+                talk: now.saturating_duration_since(since),
+            },
+            _ => Input::CallbackResult {
+                callback: cb.id,
+                outcome: CallbackOutcome::Failed,
+            },
+        };
+        self.acd_input(now, input);
+    }
+}

@@ -1,0 +1,256 @@
+//! Durable state in SQLite (`switchboard.db` in the data directory): pending callbacks, so
+//! a restart or a crash loses none, and call detail records of ended calls.
+//!
+//! Writes happen as the switch emits them, each its own transaction, in WAL mode: a
+//! record written before a SIGKILL is there after it. Times are stored as Unix
+//! milliseconds; the core's `Instant`s are converted against the clock at write and read.
+
+use crate::acd::{AgentId, CallbackId, CallbackRecord, CallerId, PersistRecord, SkillRequirement};
+use crate::call::CallSummary;
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection};
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The database.
+pub(crate) struct Store {
+    db: Connection,
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `instant` as Unix milliseconds, given that `now` is `wall_now`.
+fn to_wall(instant: Instant, now: Instant, wall_now: i64) -> i64 {
+    if instant >= now {
+        wall_now + instant.duration_since(now).as_millis() as i64
+    } else {
+        wall_now - now.duration_since(instant).as_millis() as i64
+    }
+}
+
+/// Unix milliseconds as an `Instant`, given that `now` is `wall_now`.
+fn from_wall(ms: i64, now: Instant, wall_now: i64) -> Instant {
+    if ms >= wall_now {
+        now + Duration::from_millis((ms - wall_now) as u64)
+    } else {
+        now.checked_sub(Duration::from_millis((wall_now - ms) as u64))
+            .unwrap_or(now)
+    }
+}
+
+impl Store {
+    /// Opens (creating) the database.
+    pub(crate) fn open(path: &Path) -> Result<Store> {
+        let db = Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS callbacks (
+                id INTEGER PRIMARY KEY,
+                queue TEXT NOT NULL,
+                number TEXT NOT NULL,
+                caller INTEGER,
+                priority INTEGER NOT NULL,
+                skills TEXT NOT NULL,
+                attributes TEXT NOT NULL,
+                last_agent TEXT,
+                place_ms INTEGER NOT NULL,
+                requested_ms INTEGER NOT NULL,
+                not_before_ms INTEGER NOT NULL,
+                attempts INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS calls (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                ended_ms INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                caller TEXT NOT NULL,
+                called TEXT NOT NULL,
+                duration_ms INTEGER NOT NULL,
+                flow TEXT,
+                inputs TEXT NOT NULL,
+                queue TEXT,
+                agent TEXT,
+                recording TEXT
+            );",
+        )?;
+        Ok(Store { db })
+    }
+
+    /// Stores one record from the ACD.
+    pub(crate) fn persist(&self, rec: &PersistRecord, now: Instant) -> Result<()> {
+        let wall = unix_ms(SystemTime::now());
+        match rec {
+            PersistRecord::SaveCallback(r) => {
+                let skills: Vec<(String, u8)> =
+                    r.skills.iter().map(|s| (s.skill.clone(), s.min)).collect();
+                self.db.execute(
+                    "INSERT OR REPLACE INTO callbacks (id, queue, number, caller, priority, skills,
+                        attributes, last_agent, place_ms, requested_ms, not_before_ms, attempts)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    params![
+                        r.callback.0 as i64,
+                        r.queue,
+                        r.number,
+                        r.caller.map(|c| c.0 as i64),
+                        r.priority,
+                        serde_json::to_string(&skills)?,
+                        serde_json::to_string(&r.attributes)?,
+                        r.last_agent.as_ref().map(|a| a.0.clone()),
+                        to_wall(r.place, now, wall),
+                        to_wall(r.requested_at, now, wall),
+                        to_wall(r.not_before, now, wall),
+                        r.attempts,
+                    ],
+                )?;
+            }
+            PersistRecord::CloseCallback { callback, .. } => {
+                self.db.execute(
+                    "DELETE FROM callbacks WHERE id = ?1",
+                    params![callback.0 as i64],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The pending callbacks, with times as `Instant`s against `now`.
+    pub(crate) fn callbacks(&self, now: Instant) -> Result<Vec<CallbackRecord>> {
+        let wall = unix_ms(SystemTime::now());
+        let mut stmt = self.db.prepare(
+            "SELECT id, queue, number, caller, priority, skills, attributes, last_agent,
+                    place_ms, requested_ms, not_before_ms, attempts FROM callbacks",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+                row.get::<_, i32>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, Option<String>>(7)?,
+                row.get::<_, i64>(8)?,
+                row.get::<_, i64>(9)?,
+                row.get::<_, i64>(10)?,
+                row.get::<_, u32>(11)?,
+            ))
+        })?;
+        let mut out = vec![];
+        for row in rows {
+            let (id, queue, number, caller, priority, skills, attrs, last, place, req, nb, att) =
+                row?;
+            let skills: Vec<(String, u8)> = serde_json::from_str(&skills)?;
+            out.push(CallbackRecord {
+                callback: CallbackId(id as u64),
+                queue,
+                number,
+                caller: caller.map(|c| CallerId(c as u64)),
+                priority,
+                skills: skills
+                    .iter()
+                    .map(|(s, m)| SkillRequirement::new(s, *m))
+                    .collect(),
+                attributes: serde_json::from_str(&attrs)?,
+                last_agent: last.map(AgentId),
+                place: from_wall(place, now, wall),
+                requested_at: from_wall(req, now, wall),
+                not_before: from_wall(nb, now, wall),
+                attempts: att,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores the record of an ended call.
+    pub(crate) fn call_ended(&self, c: &CallSummary) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO calls (ended_ms, state, caller, called, duration_ms, flow, inputs, queue,
+                agent, recording) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                unix_ms(SystemTime::now()),
+                c.state,
+                c.caller,
+                c.called,
+                c.duration_ms as i64,
+                c.flow,
+                serde_json::to_string(&c.inputs)?,
+                c.queue,
+                c.agent,
+                c.recording.as_ref().map(|p| p.display().to_string()),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acd::CallbackClosed;
+
+    #[test]
+    fn callbacks_survive_reopening_with_their_times() {
+        let dir = std::env::temp_dir().join(format!("sb-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let now = Instant::now();
+        let rec = CallbackRecord {
+            callback: CallbackId(7),
+            queue: "billing".into(),
+            number: "+15551234".into(),
+            caller: Some(CallerId(3)),
+            priority: 5,
+            skills: vec![SkillRequirement::new("billing", 2)],
+            attributes: [("language".to_string(), "en".to_string())].into(),
+            last_agent: Some(AgentId("1001".into())),
+            place: now - Duration::from_secs(300),
+            requested_at: now - Duration::from_secs(120),
+            not_before: now + Duration::from_secs(60),
+            attempts: 1,
+        };
+        {
+            let s = Store::open(&path).unwrap();
+            s.persist(&PersistRecord::SaveCallback(rec.clone()), now)
+                .unwrap();
+            let other = CallbackRecord {
+                callback: CallbackId(8),
+                ..rec.clone()
+            };
+            s.persist(&PersistRecord::SaveCallback(other), now).unwrap();
+            s.persist(
+                &PersistRecord::CloseCallback {
+                    callback: CallbackId(8),
+                    outcome: CallbackClosed::Completed,
+                },
+                now,
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let back = s.callbacks(now).unwrap();
+        assert_eq!(back.len(), 1);
+        let b = &back[0];
+        assert_eq!(
+            (b.callback, &b.queue, &b.number, b.priority, b.attempts),
+            (CallbackId(7), &rec.queue, &rec.number, 5, 1)
+        );
+        assert_eq!(
+            (&b.skills, &b.attributes, &b.last_agent),
+            (&rec.skills, &rec.attributes, &rec.last_agent)
+        );
+        let close = |a: Instant, b: Instant| {
+            let d = if a > b { a - b } else { b - a };
+            d < Duration::from_millis(50)
+        };
+        assert!(close(b.place, rec.place));
+        assert!(close(b.requested_at, rec.requested_at));
+        assert!(close(b.not_before, rec.not_before));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -94,6 +94,24 @@ enum FlowCommand {
 
 #[derive(Subcommand)]
 enum AcdCommand {
+    /// Benchmarks: routing decisions with many agents and waiting callers, and the wait
+    /// estimate's error beside Asterisk's moving average at 70/85/95% occupancy.
+    Bench {
+        #[arg(long, default_value_t = 1000)]
+        agents: usize,
+        #[arg(long, default_value_t = 10000)]
+        callers: usize,
+        #[arg(long, default_value_t = 50)]
+        queues: usize,
+        /// Timed agent cycles (call ends → next offer).
+        #[arg(long, default_value_t = 20000)]
+        cycles: u64,
+        /// Simulated calls per wait-estimate row.
+        #[arg(long, default_value_t = 20000)]
+        calls: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run the ACD on simulated time with a synthetic load and print service level, speed of
     /// answer, abandons, occupancy and the wait estimate's error, beside Erlang C.
     Simulate {
@@ -185,6 +203,23 @@ fn main() -> ExitCode {
             calls,
             seed,
         ),
+        Command::Acd {
+            command:
+                AcdCommand::Bench {
+                    agents,
+                    callers,
+                    queues,
+                    cycles,
+                    calls,
+                    seed,
+                },
+        } => {
+            let r = switchboard::acd::bench::routing(agents, callers, queues, cycles, seed);
+            print!("{r}");
+            let rows = switchboard::acd::bench::ewt_table(calls, seed);
+            print!("{}", switchboard::acd::bench::format_ewt(&rows));
+            ExitCode::SUCCESS
+        }
         Command::Speech {
             command: SpeechCommand::Bench { corpus, wideband },
         } => {

@@ -61,6 +61,7 @@
 //! Callbacks are durable: every change emits [`Output::Persist`]; after a
 //! restart [`Acd::restore_callbacks`] rebuilds them with their places.
 
+pub mod bench;
 mod config;
 mod decide;
 mod ewt;

@@ -14,6 +14,7 @@ const CONTACT_CENTRE: &str = r#"
 queues:
   - { name: billing, strategy: best-skill, skills: { billing: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
   - { name: support, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
+  - { name: rated, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 3s, survey_flow: csat }
   - { name: callme, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, announce_every: 30s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
   - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s }
   - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s }
@@ -337,5 +338,59 @@ fn a_callback_keeps_its_place_through_a_sigkill_and_reaches_the_customer_through
         .rev()
         .find(|c| c["called"] == "1004")
         .unwrap();
-    assert!(cb["codecs"]["callee"].is_string(), "the customer was bridged: {cb}");
+    assert!(
+        cb["codecs"]["callee"].is_string(),
+        "the customer was bridged: {cb}"
+    );
+}
+
+#[test]
+fn after_the_agent_hangs_up_the_caller_rates_the_call_and_the_score_is_stored() {
+    let _g = serial();
+    let dir = TempDir::new("acd-survey");
+    let sw = Switchboard::start_ivr_with(
+        Some(&contact_centre(&dir)),
+        &[],
+        &[r#"- { number: "301", to: { queue: rated } }"#],
+    );
+    // The agent answers and hangs up after 1.5 s.
+    let uas = start_uas(
+        &dir,
+        "agent-1004",
+        "uas_bye.xml",
+        1,
+        &["-d", "1500"],
+        Transport::Udp,
+    );
+    register(&sw, &dir, "1004", &password("1004"), uas.port);
+    set_state(&sw, "1004", "ready");
+    // The caller stays on, presses 4 (SIPp's RFC 4733 capture) in the survey, and is
+    // thanked and hung up.
+    uac("caller", "uac_survey.xml", &sw, "301", 1)
+        .args(["-key", "caller", "+15550001111", "-d", "3500"])
+        .timeout(Duration::from_secs(40))
+        .run(&dir)
+        .assert_ok(Some(1));
+    uas.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    let call = calls(&sw)
+        .into_iter()
+        .rev()
+        .find(|c| c["called"] == "301")
+        .unwrap();
+    assert_eq!(call["survey"], "4", "{call}");
+    assert_eq!(call["agent"], "1004", "{call}");
+    assert_eq!(call["queue"], "rated", "{call}");
+    // The record is in the database too.
+    let db = rusqlite::Connection::open(sw.dir.join("data").join("switchboard.db")).unwrap();
+    let (survey, agent, queue): (String, String, String) = db
+        .query_row(
+            "SELECT survey, agent, queue FROM calls WHERE called = '301'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (survey.as_str(), agent.as_str(), queue.as_str()),
+        ("4", "1004", "rated")
+    );
 }

@@ -47,7 +47,7 @@ steps:
 
 const CONTACT_CENTRE: &str = r#"
 queues:
-  - { name: q, strategy: longest-idle, wrap_up: 2s, ring_timeout: 2s }
+  - { name: q, strategy: longest-idle, wrap_up: 2s, ring_timeout: 2s, callback: { offer_when_wait_over: 1m, retry_delay: 5s, max_attempts: 2, mode: agent-first } }
 agents:
   - { id: "1001", name: A, extension: "1001", api_token: test-token-1001-abcdef }
   - { id: "1002", name: B, extension: "1002", api_token: test-token-1002-abcdef }
@@ -379,4 +379,58 @@ fn an_agent_whose_registration_ends_is_logged_out() {
     ready(&mut sw, t0, "1001");
     advance(&mut sw, t0, t0 + Duration::from_secs(62));
     assert_eq!(status(&sw, "1001").0, AgentStatus::LoggedOut);
+}
+
+#[test]
+fn a_scheduled_callback_rings_the_agent_first_at_its_time_and_priority_changes_need_a_waiting_caller(
+) {
+    let t0 = Instant::now();
+    let (mut sw, _media, apps) = setup(t0);
+    register(&mut sw, t0, "1001", 5071);
+    ready(&mut sw, t0, "1001");
+    let at = sw.local_time(t0) + Duration::from_secs(2);
+    assert!(sw.schedule_callback(t0, "nope", "+15551234", at).is_err());
+    assert!(sw.schedule_callback(t0, "q", "not a number", at).is_err());
+    sw.schedule_callback(t0, "q", "+15551234", at).unwrap();
+    let out = advance(&mut sw, t0, t0 + Duration::from_millis(1500));
+    assert!(
+        requests(&out, 5071, Method::Invite).is_empty(),
+        "not before its time"
+    );
+    let out = advance(
+        &mut sw,
+        t0 + Duration::from_millis(1500),
+        t0 + Duration::from_millis(2600),
+    );
+    let inv = requests(&out, 5071, Method::Invite)
+        .pop()
+        .expect("the agent is rung");
+    let t = t0 + Duration::from_millis(2600);
+    send_msg(
+        &mut sw,
+        t,
+        5071,
+        &reply(&inv, 200, "ag", 5071, &sdp(7000, &[0], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, 5071, Method::Ack).len(), 1);
+    // The agent hears who is called back.
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.starts_with("Callback for 1 5 5 5 1 2 3 4"))));
+    // Priority: only for a caller waiting in a queue.
+    assert!(sw.set_priority(t, 999, 5).is_err());
+    send_msg(
+        &mut sw,
+        t,
+        5080,
+        &invite_from_trunk("201", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    drain(&mut sw);
+    let caller = sw
+        .call_summaries(t)
+        .into_iter()
+        .find(|c| c.called == "201")
+        .unwrap();
+    sw.set_priority(t, caller.id, 7).unwrap();
 }

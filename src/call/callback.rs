@@ -87,6 +87,63 @@ impl Switch {
         self.drain_acd(now);
     }
 
+    /// A callback booked for a local time ("call me at 15:00"), through the API. Its place
+    /// in the queue is that time. Errors name what is wrong.
+    pub fn schedule_callback(
+        &mut self,
+        now: Instant,
+        queue: &str,
+        number: &str,
+        at: crate::ivr::LocalDateTime,
+    ) -> Result<(), String> {
+        if !self.acd.queue_names().any(|q| q == queue) {
+            return Err(format!("no queue `{queue}`"));
+        }
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
+            return Err(format!("`{number}` is not a phone number"));
+        }
+        let local_now = self.local_time(now);
+        let at = if at > local_now {
+            now + (at - local_now)
+        } else {
+            now
+        };
+        info!(queue, "callback scheduled");
+        self.acd_input(
+            now,
+            Input::ScheduleCallback(crate::acd::ScheduledCallback {
+                queue: queue.to_string(),
+                number: number.to_string(),
+                at,
+                priority: 0,
+                skills: vec![],
+                attributes: Default::default(),
+                last_agent: self.last_agent.get(number).cloned(),
+            }),
+        );
+        Ok(())
+    }
+
+    /// Changes a waiting caller's priority (API). Errors when the call is not waiting.
+    pub fn set_priority(&mut self, now: Instant, call: u64, priority: i32) -> Result<(), String> {
+        let waiting = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.queued.as_ref())
+            .is_some_and(|q| q.agent_name().is_none());
+        if !waiting {
+            return Err(format!("call {call} is not waiting in a queue"));
+        }
+        self.acd_input(
+            now,
+            Input::SetPriority {
+                caller: crate::acd::CallerId(call),
+                priority,
+            },
+        );
+        Ok(())
+    }
+
     /// The ACD released a callback to `agent`: ring the agent's phone.
     pub(crate) fn start_callback(
         &mut self,

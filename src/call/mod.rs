@@ -283,6 +283,8 @@ struct Call {
     outbound_a: bool,
     /// The caller number the B leg presents, when not the A leg's.
     present: Option<String>,
+    /// The queue and agent that served the call, once the agent is gone (survey).
+    served: Option<(String, String)>,
 }
 
 /// What the API shows of a call.
@@ -305,6 +307,8 @@ pub struct CallSummary {
     /// The queue the caller waits in (or was answered from), and the agent who answered.
     pub queue: Option<String>,
     pub agent: Option<String>,
+    /// The post-call survey's score (the survey flow's `survey.score`).
+    pub survey: Option<String>,
 }
 
 impl Call {
@@ -353,6 +357,7 @@ impl Call {
             callback: None,
             outbound_a: false,
             present: None,
+            served: None,
         }
     }
 
@@ -446,6 +451,8 @@ pub struct Switch {
     last_agent: HashMap<String, crate::acd::AgentId>,
     /// Hold music per queue (prompt file).
     queue_music: HashMap<String, String>,
+    /// The post-call survey flow per queue.
+    queue_survey: HashMap<String, String>,
     /// B INVITEs given up while ringing: the leg, the INVITE, whether it rang (CANCEL sent).
     orphans: HashMap<TxId, (Leg, Request, bool)>,
     /// Durable records (callbacks) for the runtime to store.
@@ -523,6 +530,12 @@ impl Switch {
                 .queues
                 .iter()
                 .filter_map(|q| Some((q.name.clone(), q.hold_music.clone()?)))
+                .collect(),
+            queue_survey: cfg
+                .acd
+                .queues
+                .iter()
+                .filter_map(|q| Some((q.name.clone(), q.survey_flow.clone()?)))
                 .collect(),
             acd: crate::acd::Acd::new(cfg.acd),
             offers: HashMap::new(),
@@ -1936,8 +1949,22 @@ impl Switch {
                 .as_ref()
                 .map(|a| a.inputs().to_vec())
                 .unwrap_or_default(),
-            queue: c.queued.as_ref().map(|q| q.queue.clone()),
-            agent: c.queued.as_ref().and_then(|q| q.agent_name()),
+            queue: c
+                .queued
+                .as_ref()
+                .map(|q| q.queue.clone())
+                .or_else(|| c.served.as_ref().map(|s| s.0.clone())),
+            agent: c
+                .queued
+                .as_ref()
+                .and_then(|q| q.agent_name())
+                .or_else(|| c.served.as_ref().map(|s| s.1.clone())),
+            survey: c
+                .app
+                .as_ref()
+                .and_then(|a| a.variables().get("survey.score"))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
         })
     }
 
@@ -2148,6 +2175,9 @@ impl Switch {
                 if state == CallState::Early && side == Side::B {
                     // BYE on an early dialog from B: fail A.
                     self.fail_call(now, key, 487, None);
+                    return;
+                }
+                if side == Side::B && self.start_survey(now, key) {
                     return;
                 }
                 self.end_call(now, key, Some(side), who);

@@ -432,6 +432,48 @@ impl Switch {
         }
     }
 
+    /// The agent hung up on a queue call whose queue has a survey: the caller stays and
+    /// hears the survey flow (its `survey.score` goes into the call's record). Returns
+    /// whether it started.
+    pub(crate) fn start_survey(&mut self, now: Instant, key: CallKey) -> bool {
+        let Some(call) = self.calls.get(&key) else {
+            return false;
+        };
+        let Some(q) = call.queued.as_ref() else {
+            return false;
+        };
+        let (Some(agent), Some(flow)) = (q.agent_name(), self.queue_survey.get(&q.queue).cloned())
+        else {
+            return false;
+        };
+        if !self.has_flow(&flow) {
+            warn!(%flow, "survey flow not loaded");
+            return false;
+        }
+        let queue = q.queue.clone();
+        // The agent's side is over: the ACD hears of it now (wrap-up starts).
+        self.queue_call_over(now, key);
+        if let Some(call) = self.calls.get_mut(&key) {
+            call.served = Some((queue, agent));
+            call.b_answered = false;
+            if let Some(b) = call.b.take() {
+                self.dialogs.remove(&(b.call_id, b.local_tag));
+            }
+            call.b_invite = None;
+            call.b_invite_tx = None;
+            call.media.bridged = false;
+            if let Some(m) = call.media.legs[Side::B.idx()].take() {
+                self.leg_index.remove(&m.id);
+                self.media
+                    .command(crate::media::engine::MediaCommand::Release { leg: m.id });
+            }
+            let _g = call.span.enter();
+            info!(%flow, "agent hung up; survey");
+        }
+        self.restart_flow(now, key, &flow);
+        true
+    }
+
     /// Starts another flow on a call (overflow to a flow).
     fn restart_flow(&mut self, now: Instant, key: CallKey, flow: &str) {
         let local = self.local_time(now);

@@ -33,6 +33,11 @@ pub(super) async fn serve(
             axum::routing::post(agent_state),
         )
         .route("/api/v1/queues", get(queues))
+        .route("/api/v1/callbacks", axum::routing::post(schedule_callback))
+        .route(
+            "/api/v1/calls/{id}/priority",
+            axum::routing::post(set_priority),
+        )
         .with_state(AppState {
             to_switch,
             media,
@@ -208,6 +213,80 @@ async fn agent_state(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct CallbackRequest {
+    queue: String,
+    number: String,
+    /// Local time `YYYY-MM-DDTHH:MM`; now when absent.
+    at: Option<String>,
+}
+
+fn reply_result(r: Option<Result<(), String>>) -> (StatusCode, axum::Json<serde_json::Value>) {
+    match r {
+        None => unavailable(),
+        Some(Ok(())) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "ok": true })),
+        ),
+        Some(Err(e)) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": e })),
+        ),
+    }
+}
+
+/// Books a callback: `{"queue": "billing", "number": "+15551234", "at": "2026-11-23T15:00"}`.
+async fn schedule_callback(
+    State(AppState { to_switch, .. }): State<AppState>,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
+    let req: CallbackRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return reply_result(Some(Err(format!("body: {e}")))),
+    };
+    let at = match req
+        .at
+        .as_deref()
+        .map(str::parse::<crate::ivr::LocalDateTime>)
+    {
+        None => super::local_now(),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => return reply_result(Some(Err(e.to_string()))),
+    };
+    let r = ask(&to_switch, |reply| ToSwitch::ScheduleCallback {
+        queue: req.queue,
+        number: req.number,
+        at,
+        reply,
+    })
+    .await;
+    reply_result(r)
+}
+
+#[derive(serde::Deserialize)]
+struct PriorityRequest {
+    priority: i32,
+}
+
+/// Changes a waiting caller's priority: `{"priority": 10}`.
+async fn set_priority(
+    State(AppState { to_switch, .. }): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<u64>,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
+    let req: PriorityRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return reply_result(Some(Err(format!("body: {e}")))),
+    };
+    let r = ask(&to_switch, |reply| ToSwitch::SetPriority {
+        call: id,
+        priority: req.priority,
+        reply,
+    })
+    .await;
+    reply_result(r)
+}
+
 /// Every queue's live and cumulative figures.
 async fn queues(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoResponse {
     let Some(list) = ask(&to_switch, ToSwitch::Queues).await else {
@@ -274,6 +353,7 @@ async fn calls(State(AppState { to_switch, .. }): State<AppState>) -> impl IntoR
                 "inputs": c.inputs,
                 "queue": c.queue,
                 "agent": c.agent,
+                "survey": c.survey,
                 "duration_ms": c.duration_ms,
             })
         })

@@ -68,6 +68,19 @@ pub(crate) enum ToSwitch {
     Agents(oneshot::Sender<Vec<crate::acd::AgentView>>),
     /// The API wants the queues' figures.
     Queues(oneshot::Sender<Vec<crate::acd::QueueStats>>),
+    /// The API books a callback.
+    ScheduleCallback {
+        queue: String,
+        number: String,
+        at: crate::ivr::LocalDateTime,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// The API changes a waiting caller's priority.
+    SetPriority {
+        call: u64,
+        priority: i32,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Runs Switchboard until SIGINT/SIGTERM.
@@ -291,6 +304,12 @@ pub async fn serve(
                 }
                 ToSwitch::Agents(reply) => { let _ = reply.send(switch.agents()); }
                 ToSwitch::Queues(reply) => { let _ = reply.send(switch.queues(Instant::now())); }
+                ToSwitch::ScheduleCallback { queue, number, at, reply } => {
+                    let _ = reply.send(switch.schedule_callback(Instant::now(), &queue, &number, at));
+                }
+                ToSwitch::SetPriority { call, priority, reply } => {
+                    let _ = reply.send(switch.set_priority(Instant::now(), call, priority));
+                }
             },
             _ = sleep => switch.handle_timeout(Instant::now()),
         }
@@ -336,7 +355,7 @@ pub async fn serve(
 }
 
 /// The local wall-clock time now (the business's time zone is the machine's).
-fn local_now() -> crate::ivr::LocalDateTime {
+pub(crate) fn local_now() -> crate::ivr::LocalDateTime {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -74,6 +74,7 @@ impl Store {
                 inputs TEXT NOT NULL,
                 queue TEXT,
                 agent TEXT,
+                survey TEXT,
                 recording TEXT
             );",
         )?;
@@ -170,7 +171,7 @@ impl Store {
     pub(crate) fn call_ended(&self, c: &CallSummary) -> Result<()> {
         self.db.execute(
             "INSERT INTO calls (ended_ms, state, caller, called, duration_ms, flow, inputs, queue,
-                agent, recording) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                agent, survey, recording) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 unix_ms(SystemTime::now()),
                 c.state,
@@ -181,6 +182,7 @@ impl Store {
                 serde_json::to_string(&c.inputs)?,
                 c.queue,
                 c.agent,
+                c.survey,
                 c.recording.as_ref().map(|p| p.display().to_string()),
             ],
         )?;

@@ -11,7 +11,7 @@ fn sample_flows_are_valid() {
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(errors.is_empty(), "{}", text.join("\n"));
     let names: Vec<&str> = flows.names().collect();
-    assert_eq!(names, ["after_hours", "identify", "main"]);
+    assert_eq!(names, ["after_hours", "csat", "identify", "main"]);
     assert!(flows.calendar("office").is_some());
     assert_eq!(
         flows

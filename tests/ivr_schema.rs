@@ -30,7 +30,7 @@ fn sample_flows_match_the_schema() {
         assert!(errors.is_empty(), "{}: {errors:#?}", path.display());
         checked += 1;
     }
-    assert_eq!(checked, 3);
+    assert_eq!(checked, 4);
 }
 
 #[test]

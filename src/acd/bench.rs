@@ -134,32 +134,6 @@ pub fn routing(
     let enter_mean = start.elapsed() / callers.max(1) as u32;
     // Agents log in ready one by one; each takes a caller.
     let mut talking: HashMap<AgentId, Contact> = HashMap::new();
-    let mut offers = Vec::new();
-    for i in 0..agents {
-        tick(&mut now);
-        acd.handle(
-            now,
-            Input::AgentState {
-                agent: AgentId(format!("a{i}")),
-                state: AgentStateChange::Ready,
-            },
-        );
-        while let Some(o) = acd.poll_output() {
-            if let Output::Offer {
-                offer,
-                caller,
-                agent,
-                ..
-            } = o
-            {
-                talking.insert(agent, Contact::Caller(caller));
-                offers.push(offer);
-            }
-        }
-    }
-    for offer in offers.drain(..) {
-        acd.handle(now, Input::OfferAccepted { offer });
-    }
     let collect = |acd: &mut super::Acd, talking: &mut HashMap<AgentId, Contact>| {
         let mut out = vec![];
         while let Some(o) = acd.poll_output() {
@@ -176,6 +150,21 @@ pub fn routing(
         }
         out
     };
+    let mut offers = Vec::new();
+    for i in 0..agents {
+        tick(&mut now);
+        acd.handle(
+            now,
+            Input::AgentState {
+                agent: AgentId(format!("a{i}")),
+                state: AgentStateChange::Ready,
+            },
+        );
+        offers.extend(collect(&mut acd, &mut talking));
+    }
+    for offer in offers.drain(..) {
+        acd.handle(now, Input::OfferAccepted { offer });
+    }
     collect(&mut acd, &mut talking);
     // Timed: a call ends and the agent's next offer goes out.
     let mut lat: Vec<Duration> = Vec::with_capacity(cycles as usize);

@@ -258,13 +258,7 @@ impl Switch {
             return;
         };
         if resp.status < 200 {
-            if resp.status > 100
-                && resp
-                    .to()
-                    .ok()
-                    .and_then(|t| t.tag().map(str::to_string))
-                    .is_some()
-            {
+            if super::forms_dialog(&resp) {
                 call.a.learn_from_response(&resp);
                 call.b_provisional = true;
             }

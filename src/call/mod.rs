@@ -1453,12 +1453,7 @@ impl Switch {
             }
             call.b_provisional = true;
             if let Some(b) = call.b.as_mut() {
-                if resp
-                    .to()
-                    .ok()
-                    .and_then(|t| t.tag().map(str::to_string))
-                    .is_some()
-                {
+                if forms_dialog(&resp) {
                     b.learn_from_response(&resp);
                 }
             }
@@ -2883,13 +2878,7 @@ impl Switch {
             return;
         }
         if resp.status < 200 {
-            if resp.status > 100
-                && resp
-                    .to()
-                    .ok()
-                    .and_then(|t| t.tag().map(str::to_string))
-                    .is_some()
-            {
+            if forms_dialog(&resp) {
                 tr.leg.learn_from_response(&resp);
             }
             return;
@@ -2984,6 +2973,16 @@ impl Switch {
             true,
         );
     }
+}
+
+/// A provisional response (not 100) with a To tag: it creates an early dialog.
+pub(crate) fn forms_dialog(resp: &Response) -> bool {
+    resp.status > 100
+        && resp
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_string))
+            .is_some()
 }
 
 fn call_state(sw: &Switch, key: CallKey) -> Option<CallState> {

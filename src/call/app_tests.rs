@@ -47,7 +47,7 @@ steps:
 
 const CONTACT_CENTRE: &str = r#"
 queues:
-  - { name: q, strategy: longest-idle, wrap_up: 2s, ring_timeout: 2s, callback: { offer_when_wait_over: 1m, retry_delay: 5s, max_attempts: 2, mode: agent-first } }
+  - { name: q, strategy: longest-idle, wrap_up: 2s, ring_timeout: 2s, announce_every: 30s, callback: { offer_when_wait_over: 1m, retry_delay: 5s, max_attempts: 2, mode: agent-first } }
 agents:
   - { id: "1001", name: A, extension: "1001", api_token: test-token-1001-abcdef }
   - { id: "1002", name: B, extension: "1002", api_token: test-token-1002-abcdef }
@@ -433,4 +433,68 @@ fn a_scheduled_callback_rings_the_agent_first_at_its_time_and_priority_changes_n
         .find(|c| c.called == "201")
         .unwrap();
     sw.set_priority(t, caller.id, 7).unwrap();
+}
+
+#[test]
+fn a_waiting_caller_keys_another_callback_number_and_keeps_its_place() {
+    let t0 = Instant::now();
+    let (mut sw, media, apps) = setup(t0);
+    send_msg(
+        &mut sw,
+        t0,
+        5080,
+        &invite_from_trunk("201", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    drain(&mut sw);
+    let leg = caller_leg(&media);
+    // Nobody can serve the caller: the entry announcement offers a callback.
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.contains("press 2"))));
+    let key = |sw: &mut Switch, d: char| {
+        sw.handle_media_event(
+            t0,
+            MediaEvent::Dtmf {
+                leg,
+                digit: d,
+                inband: false,
+            },
+        )
+    };
+    key(&mut sw, '2');
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.contains("country code"))));
+    // Too short: asked again; then a full number.
+    for d in "123#".chars() {
+        key(&mut sw, d);
+    }
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.starts_with("That is not a full number"))));
+    for d in "442071234567#".chars() {
+        key(&mut sw, d);
+    }
+    assert!(plays(&apps).iter().any(
+        |p| matches!(p, Prompt::Tts(t) if t.contains("call you back at 4 4 2 0 7 1 2 3 4 5 6 7"))
+    ));
+    let q = &sw.queues(t0)[0];
+    assert_eq!((q.waiting, q.callbacks_pending), (0, 1));
+    // The music the confirmation cut short does not hang up; the confirmation's end does.
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: true,
+        },
+    );
+    assert!(requests(&drain(&mut sw), 5080, Method::Bye).is_empty());
+    sw.handle_media_event(
+        t0,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: false,
+        },
+    );
+    assert_eq!(requests(&drain(&mut sw), 5080, Method::Bye).len(), 1);
 }

@@ -99,6 +99,9 @@ impl Switch {
         if !self.acd.queue_names().any(|q| q == queue) {
             return Err(format!("no queue `{queue}`"));
         }
+        if !self.queue_callbacks.contains(queue) {
+            return Err(format!("queue `{queue}` has no callback settings"));
+        }
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
             return Err(format!("`{number}` is not a phone number"));
         }

@@ -453,6 +453,8 @@ pub struct Switch {
     queue_music: HashMap<String, String>,
     /// The post-call survey flow per queue.
     queue_survey: HashMap<String, String>,
+    /// Queues that take callbacks.
+    queue_callbacks: std::collections::HashSet<String>,
     /// B INVITEs given up while ringing: the leg, the INVITE, whether it rang (CANCEL sent).
     orphans: HashMap<TxId, (Leg, Request, bool)>,
     /// Durable records (callbacks) for the runtime to store.
@@ -536,6 +538,13 @@ impl Switch {
                 .queues
                 .iter()
                 .filter_map(|q| Some((q.name.clone(), q.survey_flow.clone()?)))
+                .collect(),
+            queue_callbacks: cfg
+                .acd
+                .queues
+                .iter()
+                .filter(|q| q.callback.is_some())
+                .map(|q| q.name.clone())
                 .collect(),
             acd: crate::acd::Acd::new(cfg.acd),
             offers: HashMap::new(),

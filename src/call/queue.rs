@@ -47,6 +47,8 @@ pub(crate) struct Queued {
     /// What to say when offering a callback (the flow's words), and whether it was offered.
     callback_prompt: Option<Prompt>,
     callback_offered: bool,
+    /// Digits of another callback number being keyed (after 2).
+    keying: Option<String>,
 }
 
 /// A caller entering a queue, as a flow's `queue` step (or a route) puts it.
@@ -60,7 +62,7 @@ pub(crate) struct Entry {
 }
 
 /// What the caller hears when a callback is offered, unless the flow says otherwise.
-const CALLBACK_OFFER: &str = "To be called back without losing your place in the queue, press 1.";
+const CALLBACK_OFFER: &str = "To be called back at this number without losing your place in the queue, press 1. To give another number, press 2.";
 
 impl Queued {
     /// The agent who answered.
@@ -220,6 +222,7 @@ impl Switch {
             agent: None,
             callback_prompt,
             callback_offered: false,
+            keying: None,
         });
         {
             let _g = call.span.enter();
@@ -500,21 +503,59 @@ impl Switch {
         }
     }
 
-    /// A key from a waiting caller: 1 after a callback offer books the callback (the
-    /// caller's number, their place kept), confirms it and hangs up. Returns whether the
-    /// key was used.
+    /// A key from a waiting caller after a callback offer: 1 books the callback for the
+    /// caller's own number, 2 asks for another (keyed with its country code, ended by #;
+    /// * starts again). A booked callback keeps the caller's place; the caller hears the
+    /// number and is hung up. Returns whether the key was used.
     pub(crate) fn queue_digit(&mut self, now: Instant, key: CallKey, digit: char) -> bool {
         let Some(call) = self.calls.get_mut(&key) else {
             return false;
         };
-        let offered = call
+        let own = super::app::caller_of(&call.a.remote_uri);
+        let Some(q) = call
             .queued
-            .as_ref()
-            .is_some_and(|q| q.callback_offered && q.agent.is_none());
-        if !offered || digit != '1' {
+            .as_mut()
+            .filter(|q| q.callback_offered && q.agent.is_none())
+        else {
             return false;
+        };
+        let queue = q.queue.clone();
+        let mut reply: Option<&str> = None;
+        let mut book: Option<String> = None;
+        match (q.keying.as_mut(), digit) {
+            (None, '1') => book = Some(own),
+            (None, '2') => {
+                q.keying = Some(String::new());
+                reply = Some("Please key in the number to call, with its country code, then press the hash key.");
+            }
+            (None, _) => return false,
+            (Some(buf), '*') => buf.clear(),
+            (Some(buf), '#') if (6..=15).contains(&buf.len()) => book = Some(format!("+{buf}")),
+            (Some(buf), '#') => {
+                buf.clear();
+                reply = Some("That is not a full number. Please key it again with its country code, then press the hash key.");
+            }
+            (Some(buf), d) if d.is_ascii_digit() && buf.len() < 15 => buf.push(d),
+            (Some(_), _) => {}
         }
-        let number = super::app::caller_of(&call.a.remote_uri);
+        if let Some(number) = book {
+            self.book_callback(now, key, number);
+        } else if let Some(text) = reply {
+            if let Some(leg) = self.a_leg_id(key) {
+                self.apps.stop_play(leg);
+                self.apps.play(leg, &Prompt::Tts(text.into()), true, false);
+            }
+            self.hold_music(key, &queue);
+        }
+        true
+    }
+
+    /// Books a callback for a waiting caller at `number`: the ACD keeps its place, the
+    /// caller hears the number and is hung up.
+    fn book_callback(&mut self, now: Instant, key: CallKey, number: String) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
         if let Some(q) = call.queued.take() {
             if let Some((offer, _)) = q.offer {
                 self.offers.remove(&offer);
@@ -543,7 +584,6 @@ impl Switch {
             self.apps.stop_play(leg);
             self.apps.play(leg, &Prompt::Tts(text), false, false);
         }
-        true
     }
 
     /// A B leg to an agent failed: back to the ACD, the caller keeps waiting.

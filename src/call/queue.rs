@@ -504,8 +504,8 @@ impl Switch {
     }
 
     /// A key from a waiting caller after a callback offer: 1 books the callback for the
-    /// caller's own number, 2 asks for another (keyed with its country code, ended by #;
-    /// * starts again). A booked callback keeps the caller's place; the caller hears the
+    /// caller's own number, 2 asks for another (keyed with its country code, ended by `#`;
+    /// `*` starts again). A booked callback keeps the caller's place; the caller hears the
     /// number and is hung up. Returns whether the key was used.
     pub(crate) fn queue_digit(&mut self, now: Instant, key: CallKey, digit: char) -> bool {
         let Some(call) = self.calls.get_mut(&key) else {

@@ -425,8 +425,12 @@ impl Switch {
                 agent,
                 number,
                 waited,
+                mode,
                 ..
             } => {
+                if mode == crate::acd::CallbackMode::CustomerFirst {
+                    warn!(%callback, "customer-first callbacks are not implemented; dialling the agent first");
+                }
                 if let Err(outcome) = self.start_callback(now, callback, agent, number, waited) {
                     pending.push(Input::CallbackResult { callback, outcome });
                 }

@@ -9,7 +9,6 @@
 //! the ACD's `Persist` records come out of [`Switch::poll_persist`] for the runtime to
 //! store, and [`Switch::restore_callbacks`] gives them back after a restart.
 
-use super::leg::Leg;
 use super::routing::Identity;
 use super::{
     CallKey, CallState, CallTimer, Destination, RouteDecision, Side, Switch, TxRole, ALLOW,
@@ -193,26 +192,9 @@ impl Switch {
         self.next_call += 1;
         self.stats.calls_started += 1;
         let span = info_span!("call", id = key);
-        let call_id = format!("{}@switchboard", self.token(20));
-        let tag = self.token(10);
-        let a = Leg {
-            side: Side::A,
-            peer: dest.peer,
-            call_id: call_id.clone(),
-            local_tag: tag.clone(),
-            remote_tag: None,
-            local_uri: NameAddr::new(Uri::sip(Some("callback"), &self.profile.realm, None))
-                .to_string(),
-            remote_uri: dest.to.clone(),
-            local_cseq: 0,
-            remote_cseq: None,
-            remote_target: dest.uri.clone(),
-            route_set: vec![],
-            contact: self.contact(dest.peer.transport),
-            peer_allows_update: false,
-            session: None,
-            span: info_span!(parent: &span, "leg", side = "a", call_id = %call_id),
-        };
+        let from = NameAddr::new(Uri::sip(Some("callback"), &self.profile.realm, None));
+        let a = self.uac_leg(Side::A, &dest, &from, &span, "a");
+        let (call_id, tag) = (a.call_id.clone(), a.local_tag.clone());
         let placeholder = crate::sip::message::Request::new(Method::Invite, dest.uri.clone());
         let mut call =
             super::Call::new(span, a, placeholder, TxId::default(), identity, dest.trunks);

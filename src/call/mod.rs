@@ -1161,23 +1161,47 @@ impl Switch {
         );
     }
 
+    /// A leg we place towards `dest` (we are its UAC): a new Call-ID and tag, `from` as our
+    /// identity, our Contact for its transport, a span `label` under the call's.
+    fn uac_leg(
+        &mut self,
+        side: Side,
+        dest: &Destination,
+        from: &NameAddr,
+        parent: &tracing::Span,
+        label: &'static str,
+    ) -> Leg {
+        let call_id = format!("{}@switchboard", self.token(20));
+        let local_tag = self.token(10);
+        Leg {
+            side,
+            peer: dest.peer,
+            span: info_span!(parent: parent, "leg", side = label, call_id = %call_id),
+            call_id,
+            local_tag,
+            remote_tag: None,
+            local_uri: from.to_string(),
+            remote_uri: dest.to.clone(),
+            local_cseq: 0,
+            remote_cseq: None,
+            remote_target: dest.uri.clone(),
+            route_set: vec![],
+            contact: self.contact(dest.peer.transport),
+            peer_allows_update: false,
+            session: None,
+        }
+    }
+
     /// Places the B leg of a call towards `dest` with our own offer (its trunks are already
     /// counted against the call).
     fn dial_b(&mut self, now: Instant, key: CallKey, dest: Destination) {
-        let Destination {
-            uri: target,
-            peer: target_peer,
-            to,
-            trunks,
-            identity: b_identity,
-            record: _,
-        } = dest;
+        let target_peer = dest.peer;
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        for t in trunks {
-            if !call.trunks.contains(&t) {
-                call.trunks.push(t);
+        for t in &dest.trunks {
+            if !call.trunks.contains(t) {
+                call.trunks.push(t.clone());
             }
         }
         let from = NameAddr::parse(&call.a.remote_uri);
@@ -1197,31 +1221,13 @@ impl Switch {
             return self.fail_call(now, key, 503, Some("No media resources"));
         }
         let offer = self.media_offer(key, Side::B, Direction::SendRecv);
-        let b_call_id = format!("{}@switchboard", self.token(20));
-        let b_tag = self.token(10);
         let mut b_from = NameAddr::new(Uri::sip(Some(&caller_user), &self.profile.realm, None));
         b_from.display = display;
-        let Some(call) = self.calls.get_mut(&key) else {
+        let Some(parent) = self.calls.get(&key).map(|c| c.span.clone()) else {
             return;
         };
-        let mut b = Leg {
-            side: Side::B,
-            peer: target_peer,
-            call_id: b_call_id.clone(),
-            local_tag: b_tag.clone(),
-            remote_tag: None,
-            local_uri: b_from.to_string(),
-            remote_uri: to,
-            local_cseq: 0,
-            remote_cseq: None,
-            remote_target: target,
-            route_set: vec![],
-            contact: String::new(),
-            peer_allows_update: false,
-            session: None,
-            span: info_span!(parent: &call.span, "leg", side = "b", call_id = %b_call_id),
-        };
-        b.contact = self.contact(target_peer.transport);
+        let mut b = self.uac_leg(Side::B, &dest, &b_from, &parent, "b");
+        let (b_call_id, b_tag) = (b.call_id.clone(), b.local_tag.clone());
         let mut invite = b.request(Method::Invite);
         invite
             .headers
@@ -1244,7 +1250,7 @@ impl Switch {
             invite.headers.push(HeaderName::ContentType, SDP);
             invite.body = body;
         }
-        call.identities[Side::B.idx()] = b_identity;
+        call.identities[Side::B.idx()] = dest.identity;
         call.b = Some(b);
         call.b_invite = Some(invite.clone());
         let b_tx = self.layer.send_request(now, invite, target_peer);
@@ -2773,7 +2779,7 @@ impl Switch {
         let caller = NameAddr::parse(&other.remote_uri)
             .and_then(|n| n.uri.user)
             .unwrap_or_else(|| "anonymous".into());
-        let span = info_span!(parent: &call.span, "leg", side = "transfer");
+        let parent = call.span.clone();
         {
             let _g = call.span.enter();
             info!(to = %redact(&number), "blind transfer");
@@ -2781,27 +2787,9 @@ impl Switch {
         for t in &dest.trunks {
             self.trunk_use.entry(t.clone()).or_default().active += 1;
         }
-        let call_id = format!("{}@switchboard", self.token(20));
-        let local_tag = self.token(10);
-        let contact = self.contact(dest.peer.transport);
-        let mut leg = Leg {
-            side,
-            peer: dest.peer,
-            call_id: call_id.clone(),
-            local_tag: local_tag.clone(),
-            remote_tag: None,
-            local_uri: NameAddr::new(Uri::sip(Some(&caller), &self.profile.realm, None))
-                .to_string(),
-            remote_uri: dest.to.clone(),
-            local_cseq: 0,
-            remote_cseq: None,
-            remote_target: dest.uri.clone(),
-            route_set: vec![],
-            contact,
-            peer_allows_update: false,
-            session: None,
-            span,
-        };
+        let from = NameAddr::new(Uri::sip(Some(&caller), &self.profile.realm, None));
+        let mut leg = self.uac_leg(side, &dest, &from, &parent, "transfer");
+        let (call_id, local_tag) = (leg.call_id.clone(), leg.local_tag.clone());
         let mut media = media;
         let first = self
             .calls

@@ -18,6 +18,7 @@ queues:
   - { name: callme, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, announce_every: 30s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
   - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s }
   - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s }
+  - { name: everyone, strategy: ring-all, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 5s }
 agents:
   - { id: "1001", name: Ana, extension: "1001", skills: { billing: 5 }, api_token: test-only-token-1001 }
   - { id: "1003", name: Chloe, extension: "1003", skills: { technical: 4 }, api_token: test-only-token-1003 }
@@ -199,6 +200,44 @@ fn an_agent_who_does_not_answer_becomes_not_ready_and_another_serves_the_caller(
     let dev = agent_json(&sw, "1004");
     assert_eq!(dev["state"], "not_ready", "{dev}");
     assert_eq!(dev["reason"], "missed", "{dev}");
+}
+
+#[test]
+fn ring_all_rings_every_agent_at_once_and_cancels_the_others_when_one_answers() {
+    let _g = serial();
+    let dir = TempDir::new("acd-ring-all");
+    let sw = Switchboard::start_ivr_with(
+        Some(&contact_centre(&dir)),
+        &[],
+        &[r#"- { number: "301", to: { queue: everyone } }"#],
+    );
+    // Dev has been idle longest, but his phone only rings; Chloe's answers after 1 s.
+    let dev = agent_phone(&sw, &dir, "1004", "uas_ring.xml", 1);
+    let chloe = agent_phone(&sw, &dir, "1003", "uas_answer_late.xml", 1);
+    set_state(&sw, "1004", "ready");
+    std::thread::sleep(Duration::from_millis(300));
+    set_state(&sw, "1003", "ready");
+
+    let t = Instant::now();
+    let caller = uac("caller", "uac_call.xml", &sw, "301", 1)
+        .args(["-d", "3000"])
+        .timeout(Duration::from_secs(30))
+        .spawn(&dir);
+    let waited = loop {
+        if agents_of_calls(&sw, "301").first().is_some_and(|a| a == "1003") {
+            break t.elapsed();
+        }
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", calls(&sw));
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Both rang together: Chloe answered well before Dev's ring timeout (5 s).
+    assert!(waited < Duration::from_secs(4), "answered after {waited:?}");
+    // Dev's phone got its CANCEL (its scenario ends with it) and Dev is still ready.
+    dev.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    assert_eq!(agent_json(&sw, "1004")["state"], "ready");
+    caller.wait_for(Duration::from_secs(30)).assert_ok(Some(1));
+    chloe.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    assert_eq!(agents_of_calls(&sw, "301"), ["1003"]);
 }
 
 #[test]

@@ -69,16 +69,13 @@ fn contact_centre() -> AcdConfig {
 }
 
 fn setup(t0: Instant) -> (Switch, RecordedMedia, RecordedApps) {
+    setup_with(t0, contact_centre())
+}
+
+fn setup_with(t0: Instant, cc: AcdConfig) -> (Switch, RecordedMedia, RecordedApps) {
     let media = RecordedMedia::default();
     let apps = RecordedApps::default();
-    let sw = switch_full(
-        t0,
-        "",
-        media.clone(),
-        apps.clone(),
-        flows(),
-        contact_centre(),
-    );
+    let sw = switch_full(t0, "", media.clone(), apps.clone(), flows(), cc);
     (sw, media, apps)
 }
 
@@ -369,6 +366,98 @@ fn an_agent_who_rings_out_is_not_ready_the_next_answers_and_a_late_answer_is_hun
     assert_eq!(status(&sw, "1002").0, AgentStatus::WrapUp);
     advance(&mut sw, t2, t2 + Duration::from_millis(2500));
     assert_eq!(status(&sw, "1002").0, AgentStatus::Ready);
+}
+
+#[test]
+fn ring_all_rings_every_ready_agent_the_first_answer_wins_and_the_others_are_cancelled() {
+    let cc = CONTACT_CENTRE.replace("strategy: longest-idle", "strategy: ring-all")
+        + r#"  - { id: "1003", name: C, extension: "1003", api_token: test-token-1003-abcdef }
+"#;
+    let cc = AcdConfig::from_yaml("cc.yaml", &cc).expect("contact centre");
+    let t0 = Instant::now();
+    let (mut sw, media, _apps) = setup_with(t0, cc);
+    let phones = [5071u16, 5072, 5073];
+    for (ext, port) in ["1001", "1002", "1003"].iter().zip(phones) {
+        register(&mut sw, t0, ext, port);
+        ready(&mut sw, t0, ext);
+    }
+    let t1 = t0 + Duration::from_millis(100);
+    send_msg(
+        &mut sw,
+        t1,
+        5080,
+        &invite_from_trunk("201", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert!(responses(&out, 5080).iter().any(|r| r.status == 200));
+    // Every phone rings, with the same offer and the caller's number.
+    let invites: Vec<(u16, Request)> = out
+        .iter()
+        .filter_map(|(p, m)| match m {
+            Message::Request(r) if r.method == Method::Invite => Some((*p, r.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invites.len(), 3, "{invites:?}");
+    assert_eq!(invites[0].1.body, invites[1].1.body);
+    assert_eq!(invites[1].1.body, invites[2].1.body);
+    let agent_of = |port: u16| ["1001", "1002", "1003"][(port - 5071) as usize];
+    for (_, inv) in &invites {
+        assert!(inv.headers.get(&HeaderName::From).unwrap().contains("+15551234"));
+    }
+    let [(busy_port, busy), (slow_port, slow), (win_port, win)] = invites.try_into().unwrap();
+    for p in phones {
+        assert_eq!(status(&sw, agent_of(p)).0, AgentStatus::Offered);
+    }
+    // The first phone (the B leg) is busy: the others go on ringing.
+    send_msg(&mut sw, t1, busy_port, &reply(&busy, 486, "x1", busy_port, ""));
+    send_msg(&mut sw, t1, slow_port, &reply(&slow, 180, "x2", slow_port, ""));
+    let out = drain(&mut sw);
+    assert!(requests(&out, slow_port, Method::Cancel).is_empty());
+    assert_ne!(status(&sw, agent_of(busy_port)).0, AgentStatus::Offered);
+    assert_eq!(status(&sw, agent_of(slow_port)).0, AgentStatus::Offered);
+    // The third answers first: it is ACKed and bridged, the ringing one is cancelled.
+    let t2 = t1 + Duration::from_millis(300);
+    send_msg(
+        &mut sw,
+        t2,
+        win_port,
+        &reply(&win, 200, "x3", win_port, &sdp(7300, &[0], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, win_port, Method::Ack).len(), 1);
+    assert_eq!(requests(&out, slow_port, Method::Cancel).len(), 1);
+    assert_eq!(status(&sw, agent_of(win_port)).0, AgentStatus::OnCall);
+    assert_eq!(status(&sw, agent_of(slow_port)).0, AgentStatus::Ready);
+    let summary = sw.call_summaries(t2).pop().unwrap();
+    assert_eq!(summary.agent.as_deref(), Some(agent_of(win_port)));
+    // The winner's answer went to the media leg the offer came from.
+    assert!(media.log().commands.iter().any(|c| matches!(
+        c,
+        MediaCommand::Configure { params, .. } if params.remote.is_some_and(|r| r.port() == 7300)
+    )));
+    // The cancelled phone answers anyway: ACKed and hung up.
+    send_msg(
+        &mut sw,
+        t2,
+        slow_port,
+        &reply(&slow, 200, "x2", slow_port, &sdp(7200, &[0], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, slow_port, Method::Ack).len(), 1);
+    assert_eq!(requests(&out, slow_port, Method::Bye).len(), 1);
+    // The agent hangs up: the caller is released, the agent wraps up.
+    let tag = sw.calls.values().next().unwrap().b.as_ref().unwrap().local_tag.clone();
+    let call_id = sw.calls.values().next().unwrap().b.as_ref().unwrap().call_id.clone();
+    let bye = format!(
+        "BYE sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{win_port};branch=z9hG4bKbyeagent\nFrom: <sip:{a}@127.0.0.1>;tag=x3\nTo: <sip:+15551234@switchboard.local>;tag={tag}\nCall-ID: {call_id}\nCSeq: 1 BYE\nContent-Length: 0\n\n",
+        a = agent_of(win_port)
+    );
+    send_msg(&mut sw, t2, win_port, bye.as_bytes());
+    let out = drain(&mut sw);
+    assert!(responses(&out, win_port).iter().any(|r| r.status == 200));
+    assert_eq!(requests(&out, 5080, Method::Bye).len(), 1);
+    assert_eq!(status(&sw, agent_of(win_port)).0, AgentStatus::WrapUp);
 }
 
 #[test]

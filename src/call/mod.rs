@@ -200,6 +200,8 @@ enum TxRole {
     Local,
     /// Our INVITE on an A leg we place (a callback's agent).
     OriginateA,
+    /// An INVITE to another agent rung with the B leg (ring-all).
+    Ring,
 }
 
 /// A blind transfer (RFC 3515 REFER) the switch carries out: the transferor asked that the
@@ -1204,6 +1206,42 @@ impl Switch {
                 call.trunks.push(t.clone());
             }
         }
+        if let Err(e) = self.media_allocate(key, Side::B) {
+            warn!(error = %e, "no media ports");
+            if self.calls.get(&key).is_some_and(|c| c.answered_by_us()) {
+                return self.app_b_failed(now, key, 503);
+            }
+            return self.fail_call(now, key, 503, Some("No media resources"));
+        }
+        let offer = self.media_offer(key, Side::B, Direction::SendRecv);
+        let Some((b, invite)) = self.b_request(key, &dest, offer) else {
+            return;
+        };
+        let (b_call_id, b_tag) = (b.call_id.clone(), b.local_tag.clone());
+        let call = self.calls.get_mut(&key).expect("present");
+        call.identities[Side::B.idx()] = dest.identity;
+        call.b = Some(b);
+        call.b_invite = Some(invite.clone());
+        let b_tx = self.layer.send_request(now, invite, target_peer);
+        let call = self.calls.get_mut(&key).expect("present");
+        call.b_invite_tx = Some(b_tx);
+        if call.answered_by_us() {
+            call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+        }
+        self.track(b_tx, key, TxRole::BInvite);
+        self.dialogs.insert((b_call_id, b_tag), (key, Side::B));
+        self.schedule(key);
+    }
+
+    /// A B leg towards `dest` and its INVITE carrying `offer`, presenting the caller (or the
+    /// number the call presents instead).
+    fn b_request(
+        &mut self,
+        key: CallKey,
+        dest: &Destination,
+        offer: Option<Bytes>,
+    ) -> Option<(Leg, Request)> {
+        let call = self.calls.get(&key)?;
         let from = NameAddr::parse(&call.a.remote_uri);
         let caller_user = call.present.clone().unwrap_or_else(|| {
             from.as_ref()
@@ -1213,27 +1251,15 @@ impl Switch {
         let display = from
             .and_then(|f| f.display)
             .filter(|_| call.present.is_none());
-        if let Err(e) = self.media_allocate(key, Side::B) {
-            warn!(error = %e, "no media ports");
-            if self.calls.get(&key).is_some_and(|c| c.answered_by_us()) {
-                return self.app_b_failed(now, key, 503);
-            }
-            return self.fail_call(now, key, 503, Some("No media resources"));
-        }
-        let offer = self.media_offer(key, Side::B, Direction::SendRecv);
+        let mf = call.a_invite.max_forwards().unwrap_or(70).saturating_sub(1);
+        let parent = call.span.clone();
         let mut b_from = NameAddr::new(Uri::sip(Some(&caller_user), &self.profile.realm, None));
         b_from.display = display;
-        let Some(parent) = self.calls.get(&key).map(|c| c.span.clone()) else {
-            return;
-        };
-        let mut b = self.uac_leg(Side::B, &dest, &b_from, &parent, "b");
-        let (b_call_id, b_tag) = (b.call_id.clone(), b.local_tag.clone());
+        let mut b = self.uac_leg(Side::B, dest, &b_from, &parent, "b");
         let mut invite = b.request(Method::Invite);
         invite
             .headers
-            .push_front(HeaderName::Via, self.via(target_peer.transport));
-        let call = self.calls.get_mut(&key).expect("present");
-        let mf = call.a_invite.max_forwards().unwrap_or(70).saturating_sub(1);
+            .push_front(HeaderName::Via, self.via(dest.peer.transport));
         invite.headers.set(HeaderName::MaxForwards, mf.to_string());
         invite.headers.push(HeaderName::Allow, ALLOW);
         invite.headers.push(HeaderName::Supported, SUPPORTED);
@@ -1250,18 +1276,7 @@ impl Switch {
             invite.headers.push(HeaderName::ContentType, SDP);
             invite.body = body;
         }
-        call.identities[Side::B.idx()] = dest.identity;
-        call.b = Some(b);
-        call.b_invite = Some(invite.clone());
-        let b_tx = self.layer.send_request(now, invite, target_peer);
-        let call = self.calls.get_mut(&key).expect("present");
-        call.b_invite_tx = Some(b_tx);
-        if call.answered_by_us() {
-            call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
-        }
-        self.track(b_tx, key, TxRole::BInvite);
-        self.dialogs.insert((b_call_id, b_tag), (key, Side::B));
-        self.schedule(key);
+        Some((b, invite))
     }
 
     /// The echo test: answer at once and send the caller's audio back to it.
@@ -1413,6 +1428,7 @@ impl Switch {
         match role {
             TxRole::BInvite => self.on_b_invite_response(now, key, tx, resp),
             TxRole::OriginateA => self.on_originate_response(now, key, tx, resp),
+            TxRole::Ring => self.on_ring_response(now, key, tx, resp),
             TxRole::Cancel | TxRole::Prack | TxRole::Notify => {}
             TxRole::TransferInvite => self.on_transfer_response(now, key, tx, resp),
             TxRole::Bye => {
@@ -2468,6 +2484,8 @@ impl Switch {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.trunk_reg_fire(now);
         for (tx, ev) in self.layer.handle_timeout(now) {
+            // A cancelled INVITE that never got its final response.
+            self.orphans.remove(&tx);
             if let Some(i) = self.reg_txs.remove(&tx) {
                 if ev == TuEvent::Timeout {
                     self.on_trunk_register_timeout(now, i);
@@ -2489,6 +2507,7 @@ impl Switch {
                 }
                 (TxRole::Bye, _) => self.client_tx_done(now, key),
                 (TxRole::OriginateA, TuEvent::Timeout) => self.originate_gave_up(now, key, 408),
+                (TxRole::Ring, TuEvent::Timeout) => self.ring_failed(now, key, tx, 408),
                 (TxRole::TransferInvite, TuEvent::Timeout) => {
                     self.transfer_failed(now, key, 408, "Request Timeout", false)
                 }

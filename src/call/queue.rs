@@ -40,8 +40,10 @@ pub const DEFAULT_HOLD_MUSIC: &str = "hold.wav";
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub(crate) queue: String,
-    /// The offer ringing an agent now, with the agent.
+    /// The offer ringing an agent now as the call's B leg, with the agent.
     offer: Option<(OfferId, AgentId)>,
+    /// Other agents rung at the same time (ring-all); the first to answer becomes B.
+    rings: Vec<Ring>,
     /// The agent who answered, and when.
     agent: Option<(AgentId, Instant)>,
     /// What to say when offering a callback (the flow's words), and whether it was offered.
@@ -49,6 +51,20 @@ pub(crate) struct Queued {
     callback_offered: bool,
     /// Digits of another callback number being keyed (after 2).
     keying: Option<String>,
+}
+
+/// Another agent's phone rung together with the B leg (ring-all): a dialog and INVITE of
+/// its own carrying the same SDP offer as the B leg, so whichever answers first can take
+/// the B leg's place (and its media leg) while the others are cancelled.
+#[derive(Debug)]
+pub(crate) struct Ring {
+    offer: OfferId,
+    agent: AgentId,
+    leg: super::leg::Leg,
+    invite: Request,
+    tx: TxId,
+    provisional: bool,
+    identity: Identity,
 }
 
 /// A caller entering a queue, as a flow's `queue` step (or a route) puts it.
@@ -219,6 +235,7 @@ impl Switch {
         call.queued = Some(Queued {
             queue: queue.to_string(),
             offer: None,
+            rings: Vec::new(),
             agent: None,
             callback_prompt,
             callback_offered: false,
@@ -308,6 +325,11 @@ impl Switch {
                     return;
                 };
                 match self.resolve(now, &RouteDecision::User(ext.clone()), &ext) {
+                    Ok(dest) if self.b_ringing_for_queue(key) => {
+                        // Ring-all: the B leg rings another agent already.
+                        self.offers.insert(offer, key);
+                        self.ring_also(now, key, offer, agent, dest);
+                    }
                     Ok(dest) => {
                         if let Some(call) = self.calls.get_mut(&key) {
                             let _g = call.span.enter();
@@ -330,23 +352,7 @@ impl Switch {
             }
             Output::CancelOffer { offer, caller, .. } => {
                 self.offers.remove(&offer);
-                let key = caller.0;
-                let ringing = self.calls.get(&key).is_some_and(|c| {
-                    c.queued
-                        .as_ref()
-                        .and_then(|q| q.offer.as_ref())
-                        .is_some_and(|(o, _)| *o == offer)
-                        && c.b_invite_tx.is_some()
-                        && !c.b_answered
-                });
-                if let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) {
-                    if q.offer.as_ref().is_some_and(|(o, _)| *o == offer) {
-                        q.offer = None;
-                    }
-                }
-                if ringing {
-                    self.abandon_b(now, key);
-                }
+                self.cancel_offer(now, caller.0, offer);
             }
             Output::Announce {
                 caller,
@@ -560,17 +566,23 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let Some(q) = call.queued.take() {
-            if let Some((offer, _)) = q.offer {
-                self.offers.remove(&offer);
+        let rings = match call.queued.take() {
+            Some(q) => {
+                if let Some((offer, _)) = q.offer {
+                    self.offers.remove(&offer);
+                }
+                q.rings
             }
-        }
+            None => Vec::new(),
+        };
         {
             let _g = call.span.enter();
             info!("callback requested");
         }
         call.hangup_after_prompt = true;
-        if call.b_invite_tx.is_some() && !call.b_answered {
+        let b_ringing = call.b_invite_tx.is_some() && !call.b_answered;
+        self.cancel_rings(now, rings);
+        if b_ringing {
             self.abandon_b(now, key);
         }
         self.acd_input(
@@ -602,7 +614,8 @@ impl Switch {
             return false;
         };
         self.offers.remove(&offer.0);
-        self.drop_b(key);
+        self.release_b_signalling(now, key, false);
+        self.promote_ring_or_drop_b(now, key);
         self.acd_input(
             now,
             Input::OfferRejected {
@@ -639,9 +652,10 @@ impl Switch {
 
     /// A call is over: the ACD learns how its queue part ended.
     pub(crate) fn queue_call_over(&mut self, now: Instant, key: CallKey) {
-        let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.take()) else {
+        let Some(mut q) = self.calls.get_mut(&key).and_then(|c| c.queued.take()) else {
             return;
         };
+        self.cancel_rings(now, std::mem::take(&mut q.rings));
         let input = match q.agent {
             Some((agent, since)) => Input::CallEnded {
                 agent,
@@ -661,21 +675,230 @@ impl Switch {
         self.acd_input(now, input);
     }
 
-    /// Cancels a ringing B leg and forgets it; a late answer is acknowledged and hung up.
+    /// Cancels a ringing B leg and forgets it with its media leg; a late answer is
+    /// acknowledged and hung up.
     pub(crate) fn abandon_b(&mut self, now: Instant, key: CallKey) {
+        self.release_b_signalling(now, key, true);
+        self.drop_b(key);
+    }
+
+    /// Forgets the B leg's dialog and INVITE while it has not answered, keeping its media
+    /// leg; with `cancel` the INVITE is cancelled (and a late answer hung up).
+    pub(crate) fn release_b_signalling(&mut self, now: Instant, key: CallKey, cancel: bool) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        if let (Some(b), Some(invite), Some(tx)) =
-            (call.b.clone(), call.b_invite.clone(), call.b_invite_tx)
-        {
-            let provisional = call.b_provisional;
+        if call.b_answered {
+            return;
+        }
+        let provisional = call.b_provisional;
+        call.b_provisional = false;
+        call.b_auth_tried = false;
+        call.cancel_pending = false;
+        call.clear_timer(CallTimer::Ring);
+        let (b, invite, tx) = (call.b.take(), call.b_invite.take(), call.b_invite_tx.take());
+        if let Some(b) = &b {
+            self.dialogs
+                .remove(&(b.call_id.clone(), b.local_tag.clone()));
+        }
+        if let (true, Some(b), Some(invite), Some(tx)) = (cancel, b, invite, tx) {
             self.orphans.insert(tx, (b, invite, provisional));
             if provisional {
                 self.cancel_orphan(now, tx);
             }
         }
-        self.drop_b(key);
+    }
+
+    /// Whether a queued call's B leg is ringing an agent (so a further offer rings alongside).
+    fn b_ringing_for_queue(&self, key: CallKey) -> bool {
+        self.calls.get(&key).is_some_and(|c| {
+            c.queued.as_ref().is_some_and(|q| q.offer.is_some())
+                && c.b_invite_tx.is_some()
+                && !c.b_answered
+        })
+    }
+
+    /// Rings another agent with the B leg's offer (ring-all).
+    fn ring_also(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        offer: OfferId,
+        agent: AgentId,
+        dest: super::Destination,
+    ) {
+        let body = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.b_invite.as_ref())
+            .map(|i| i.body.clone())
+            .filter(|b| !b.is_empty());
+        let Some((leg, invite)) = self.b_request(key, &dest, body) else {
+            return;
+        };
+        let tx = self.layer.send_request(now, invite.clone(), dest.peer);
+        self.track(tx, key, super::TxRole::Ring);
+        if let Some(call) = self.calls.get_mut(&key) {
+            let _g = call.span.enter();
+            info!(%agent, "offered to agent (ringing with others)");
+            if let Some(q) = call.queued.as_mut() {
+                q.rings.push(Ring {
+                    offer,
+                    agent,
+                    leg,
+                    invite,
+                    tx,
+                    provisional: false,
+                    identity: dest.identity,
+                });
+            }
+        }
+    }
+
+    /// A response to a ring-all INVITE: the first answer takes the B leg's place.
+    pub(crate) fn on_ring_response(
+        &mut self,
+        now: Instant,
+        key: CallKey,
+        tx: TxId,
+        resp: crate::sip::message::Response,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let b_answered = call.b_answered;
+        let Some(q) = call.queued.as_mut() else {
+            return;
+        };
+        let Some(i) = q.rings.iter().position(|r| r.tx == tx) else {
+            return;
+        };
+        if resp.status < 200 {
+            let r = &mut q.rings[i];
+            if resp.status > 100 {
+                r.provisional = true;
+                if super::forms_dialog(&resp) {
+                    r.leg.learn_from_response(&resp);
+                }
+            }
+            return;
+        }
+        if !resp.is_success() {
+            return self.ring_failed(now, key, tx, resp.status);
+        }
+        let ring = q.rings.remove(i);
+        if b_answered {
+            // Another agent won already (its cancel crossed this answer): hang this one up.
+            self.offers.remove(&ring.offer);
+            self.orphans
+                .insert(tx, (ring.leg, ring.invite, ring.provisional));
+            self.orphan_response(now, tx, &resp);
+            return;
+        }
+        {
+            let _g = call.span.enter();
+            info!(agent = %ring.agent, "answered first; the other phones are cancelled");
+        }
+        // The phone rung as the B leg lost the race: cancel it, keep the media leg (this
+        // answer is to the same offer), and let the winner take its place.
+        if let Some((offer, _)) = call.queued.as_mut().and_then(|q| q.offer.take()) {
+            self.offers.remove(&offer);
+            // (The ACD withdraws that offer itself when it hears of the winner's.)
+            self.release_b_signalling(now, key, true);
+        }
+        self.install_ring(now, key, ring);
+        self.on_b_invite_response(now, key, tx, resp);
+    }
+
+    /// A ring-all INVITE failed (busy, declined, no answer): the ACD hears of it.
+    pub(crate) fn ring_failed(&mut self, now: Instant, key: CallKey, tx: TxId, status: u16) {
+        let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) else {
+            return;
+        };
+        let Some(i) = q.rings.iter().position(|r| r.tx == tx) else {
+            return;
+        };
+        let ring = q.rings.remove(i);
+        self.offers.remove(&ring.offer);
+        info!(agent = %ring.agent, status, "agent's phone failed the offer");
+        self.acd_input(
+            now,
+            Input::OfferRejected {
+                offer: ring.offer,
+                reason: reject_reason(status),
+            },
+        );
+    }
+
+    /// A ring becomes the call's B leg (still ringing, or about to take its answer).
+    fn install_ring(&mut self, now: Instant, key: CallKey, ring: Ring) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        self.dialogs.insert(
+            (ring.leg.call_id.clone(), ring.leg.local_tag.clone()),
+            (key, Side::B),
+        );
+        call.identities[Side::B.idx()] = ring.identity;
+        call.b = Some(ring.leg);
+        call.b_invite = Some(ring.invite);
+        call.b_invite_tx = Some(ring.tx);
+        call.b_provisional = ring.provisional;
+        if let Some(q) = call.queued.as_mut() {
+            q.offer = Some((ring.offer, ring.agent));
+        }
+        call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
+        self.track(ring.tx, key, super::TxRole::BInvite);
+        self.schedule(key);
+    }
+
+    /// The B leg's offer is over (failed or cancelled): another ringing agent takes the B
+    /// leg's place, or the B media leg goes too.
+    fn promote_ring_or_drop_b(&mut self, now: Instant, key: CallKey) {
+        let ring = self
+            .calls
+            .get_mut(&key)
+            .filter(|c| !c.b_answered)
+            .and_then(|c| c.queued.as_mut())
+            .filter(|q| !q.rings.is_empty())
+            .map(|q| q.rings.remove(0));
+        match ring {
+            Some(r) => self.install_ring(now, key, r),
+            None => self.drop_b(key),
+        }
+    }
+
+    /// The ACD withdrew an offer: cancel the phone it rings.
+    fn cancel_offer(&mut self, now: Instant, key: CallKey, offer: OfferId) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        let b_answered = call.b_answered;
+        let Some(q) = call.queued.as_mut() else {
+            return;
+        };
+        if let Some(i) = q.rings.iter().position(|r| r.offer == offer) {
+            let ring = q.rings.remove(i);
+            return self.cancel_rings(now, vec![ring]);
+        }
+        if q.offer.as_ref().is_some_and(|(o, _)| *o == offer) {
+            q.offer = None;
+            if !b_answered {
+                self.release_b_signalling(now, key, true);
+                self.promote_ring_or_drop_b(now, key);
+            }
+        }
+    }
+
+    /// Cancels ring-all INVITEs (a late answer is acknowledged and hung up).
+    fn cancel_rings(&mut self, now: Instant, rings: Vec<Ring>) {
+        for r in rings {
+            self.offers.remove(&r.offer);
+            self.orphans.insert(r.tx, (r.leg, r.invite, r.provisional));
+            if r.provisional {
+                self.cancel_orphan(now, r.tx);
+            }
+        }
     }
 
     /// An agent's state from the API: checks the agent's token.

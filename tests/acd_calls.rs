@@ -18,6 +18,7 @@ queues:
   - { name: callme, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, announce_every: 30s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
   - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s }
   - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s }
+  - { name: custfirst, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: customer-first } }
   - { name: everyone, strategy: ring-all, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 5s }
 agents:
   - { id: "1001", name: Ana, extension: "1001", skills: { billing: 5 }, api_token: test-only-token-1001 }
@@ -224,7 +225,10 @@ fn ring_all_rings_every_agent_at_once_and_cancels_the_others_when_one_answers() 
         .timeout(Duration::from_secs(30))
         .spawn(&dir);
     let waited = loop {
-        if agents_of_calls(&sw, "301").first().is_some_and(|a| a == "1003") {
+        if agents_of_calls(&sw, "301")
+            .first()
+            .is_some_and(|a| a == "1003")
+        {
             break t.elapsed();
         }
         assert!(t.elapsed() < Duration::from_secs(8), "{:?}", calls(&sw));
@@ -238,6 +242,32 @@ fn ring_all_rings_every_agent_at_once_and_cancels_the_others_when_one_answers() 
     caller.wait_for(Duration::from_secs(30)).assert_ok(Some(1));
     chloe.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
     assert_eq!(agents_of_calls(&sw, "301"), ["1003"]);
+}
+
+#[test]
+fn a_caller_goes_back_to_their_last_agent_even_after_a_restart() {
+    let _g = serial();
+    let dir = TempDir::new("acd-sticky");
+    let mut sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    let chloe = agent_phone(&sw, &dir, "1003", "uas_answer.xml", 2);
+    let dev = start_uas(&dir, "agent-1004", "uas_answer.xml", 1, &[], Transport::Udp);
+    set_state(&sw, "1003", "ready");
+    queue_caller(&sw, &dir, "caller-1", 500).assert_ok(Some(1));
+    assert_eq!(agents_of_calls(&sw, "200"), ["1003"]);
+    // The call record (with its agent) is stored; Switchboard is killed and comes back.
+    std::thread::sleep(Duration::from_millis(300));
+    sw.kill_and_restart();
+    register(&sw, &dir, "1004", &password("1004"), dev.port);
+    register(&sw, &dir, "1003", &password("1003"), chloe.port);
+    // Dev is ready first (idle longest), but the caller's last agent was Chloe.
+    set_state(&sw, "1004", "ready");
+    std::thread::sleep(Duration::from_millis(300));
+    set_state(&sw, "1003", "ready");
+    queue_caller(&sw, &dir, "caller-2", 500).assert_ok(Some(1));
+    assert_eq!(agents_of_calls(&sw, "200"), ["1003"]);
+    chloe.wait_for(Duration::from_secs(20)).assert_ok(Some(2));
+    // Dev's phone was never rung: its scenario still waits for a call.
+    drop(dev);
 }
 
 #[test]
@@ -380,6 +410,54 @@ fn a_callback_keeps_its_place_through_a_sigkill_and_reaches_the_customer_through
     assert!(
         cb["codecs"]["callee"].is_string(),
         "the customer was bridged: {cb}"
+    );
+}
+
+#[test]
+fn a_customer_first_callback_calls_the_customer_through_the_trunk_then_bridges_an_agent() {
+    let _g = serial();
+    let dir = TempDir::new("acd-customer-first");
+    let sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    // The customer (the trunk's far end) answers, hears the greeting, talks, hangs up.
+    let mut customer = Sipp::new("customer", "uas_bye.xml");
+    customer.port = 5090;
+    let customer = customer
+        .args(["-m", "1", "-d", "9000"])
+        .timeout(Duration::from_secs(60))
+        .spawn(&dir);
+    customer.wait_ready();
+    let agent = agent_phone(&sw, &dir, "1004", "uas_answer.xml", 1);
+    set_state(&sw, "1004", "ready");
+    let (status, body) = http_post(
+        sw.http_port,
+        "/api/v1/callbacks",
+        None,
+        r#"{"queue":"custfirst","number":"+15557654"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    customer
+        .wait_for(Duration::from_secs(40))
+        .assert_ok(Some(1));
+    agent.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+    let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
+    let queues: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let q = queues
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["queue"] == "custfirst")
+        .unwrap();
+    assert_eq!(q["callbacks_completed"], 1, "{q}");
+    assert_eq!(q["callbacks_pending"], 0, "{q}");
+    let all = calls(&sw);
+    let cb = all
+        .iter()
+        .find(|c| c["codecs"]["callee"].is_string())
+        .unwrap_or_else(|| panic!("no bridged callback: {all:?}"));
+    assert!(
+        cb["called"].as_str().unwrap().contains("15557654"),
+        "the customer is the first leg: {cb}"
     );
 }
 

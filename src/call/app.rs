@@ -610,7 +610,7 @@ impl Switch {
             .and_then(|c| c.callback.as_ref())
             .is_some_and(|cb| cb.phase == super::callback::Phase::Whisper)
         {
-            return self.callback_dial_customer(now, key);
+            return self.callback_dial_second(now, key);
         }
         let Some(app) = self.calls.get_mut(&key).and_then(|c| c.app.as_mut()) else {
             return;

@@ -403,15 +403,29 @@ fn ring_all_rings_every_ready_agent_the_first_answer_wins_and_the_others_are_can
     assert_eq!(invites[1].1.body, invites[2].1.body);
     let agent_of = |port: u16| ["1001", "1002", "1003"][(port - 5071) as usize];
     for (_, inv) in &invites {
-        assert!(inv.headers.get(&HeaderName::From).unwrap().contains("+15551234"));
+        assert!(inv
+            .headers
+            .get(&HeaderName::From)
+            .unwrap()
+            .contains("+15551234"));
     }
     let [(busy_port, busy), (slow_port, slow), (win_port, win)] = invites.try_into().unwrap();
     for p in phones {
         assert_eq!(status(&sw, agent_of(p)).0, AgentStatus::Offered);
     }
     // The first phone (the B leg) is busy: the others go on ringing.
-    send_msg(&mut sw, t1, busy_port, &reply(&busy, 486, "x1", busy_port, ""));
-    send_msg(&mut sw, t1, slow_port, &reply(&slow, 180, "x2", slow_port, ""));
+    send_msg(
+        &mut sw,
+        t1,
+        busy_port,
+        &reply(&busy, 486, "x1", busy_port, ""),
+    );
+    send_msg(
+        &mut sw,
+        t1,
+        slow_port,
+        &reply(&slow, 180, "x2", slow_port, ""),
+    );
     let out = drain(&mut sw);
     assert!(requests(&out, slow_port, Method::Cancel).is_empty());
     assert_ne!(status(&sw, agent_of(busy_port)).0, AgentStatus::Offered);
@@ -447,8 +461,26 @@ fn ring_all_rings_every_ready_agent_the_first_answer_wins_and_the_others_are_can
     assert_eq!(requests(&out, slow_port, Method::Ack).len(), 1);
     assert_eq!(requests(&out, slow_port, Method::Bye).len(), 1);
     // The agent hangs up: the caller is released, the agent wraps up.
-    let tag = sw.calls.values().next().unwrap().b.as_ref().unwrap().local_tag.clone();
-    let call_id = sw.calls.values().next().unwrap().b.as_ref().unwrap().call_id.clone();
+    let tag = sw
+        .calls
+        .values()
+        .next()
+        .unwrap()
+        .b
+        .as_ref()
+        .unwrap()
+        .local_tag
+        .clone();
+    let call_id = sw
+        .calls
+        .values()
+        .next()
+        .unwrap()
+        .b
+        .as_ref()
+        .unwrap()
+        .call_id
+        .clone();
     let bye = format!(
         "BYE sip:switchboard@127.0.0.1:5060 SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{win_port};branch=z9hG4bKbyeagent\nFrom: <sip:{a}@127.0.0.1>;tag=x3\nTo: <sip:+15551234@switchboard.local>;tag={tag}\nCall-ID: {call_id}\nCSeq: 1 BYE\nContent-Length: 0\n\n",
         a = agent_of(win_port)
@@ -522,6 +554,131 @@ fn a_scheduled_callback_rings_the_agent_first_at_its_time_and_priority_changes_n
         .find(|c| c.called == "201")
         .unwrap();
     sw.set_priority(t, caller.id, 7).unwrap();
+}
+
+#[test]
+fn a_customer_first_callback_calls_the_customer_then_rings_the_agent_showing_the_number() {
+    let cc = CONTACT_CENTRE.replace("mode: agent-first", "mode: customer-first");
+    let cc = AcdConfig::from_yaml("cc.yaml", &cc).expect("contact centre");
+    let t0 = Instant::now();
+    let (mut sw, _media, apps) = setup_with(t0, cc);
+    register(&mut sw, t0, "1001", 5071);
+    ready(&mut sw, t0, "1001");
+    let at = sw.local_time(t0) + Duration::from_secs(1);
+    sw.schedule_callback(t0, "q", "+15551234", at).unwrap();
+    let out = advance(&mut sw, t0, t0 + Duration::from_millis(1200));
+    assert!(
+        requests(&out, 5071, Method::Invite).is_empty(),
+        "agent not first"
+    );
+    // The customer is called through the trunk (127.0.0.1:5090).
+    let inv = requests(&out, 5090, Method::Invite)
+        .pop()
+        .expect("the customer is called first");
+    assert!(inv.uri.to_string().contains("15551234"), "{}", inv.uri);
+    let t = t0 + Duration::from_millis(1200);
+    send_msg(
+        &mut sw,
+        t,
+        5090,
+        &reply(&inv, 200, "cu", 5090, &sdp(7000, &[0], "sendrecv")),
+    );
+    let out = drain(&mut sw);
+    assert_eq!(requests(&out, 5090, Method::Ack).len(), 1);
+    assert!(
+        requests(&out, 5071, Method::Invite).is_empty(),
+        "greeting first"
+    );
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.contains("call back you asked for"))));
+    // The greeting ends: the agent's phone rings, showing the customer's number.
+    let customer_leg = sw.calls.values().next().unwrap().media.legs[0]
+        .as_ref()
+        .unwrap()
+        .id;
+    sw.handle_media_event(
+        t,
+        MediaEvent::PlayFinished {
+            leg: customer_leg,
+            interrupted: false,
+        },
+    );
+    let out = drain(&mut sw);
+    let agent_inv = requests(&out, 5071, Method::Invite)
+        .pop()
+        .expect("the agent is rung second");
+    assert!(agent_inv
+        .headers
+        .get(&HeaderName::From)
+        .unwrap()
+        .contains("+15551234"));
+    // The agent does not answer (busy): the customer hears an apology; the attempt fails
+    // and is retried later (max 2 attempts, 5 s apart).
+    send_msg(&mut sw, t, 5071, &reply(&agent_inv, 486, "ag", 5071, ""));
+    drain(&mut sw);
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.contains("could not connect you"))));
+    let q = sw.queues(t).into_iter().find(|q| q.queue == "q").unwrap();
+    assert_eq!(q.callbacks_pending, 1, "{q:?}");
+    sw.handle_media_event(
+        t,
+        MediaEvent::PlayFinished {
+            leg: customer_leg,
+            interrupted: false,
+        },
+    );
+    let out = drain(&mut sw);
+    assert_eq!(
+        requests(&out, 5090, Method::Bye).len(),
+        1,
+        "customer hung up"
+    );
+    // Second attempt: customer, greeting, agent answers: connected.
+    let t2 = t + Duration::from_millis(5500);
+    ready(&mut sw, t2, "1001");
+    let out = advance(&mut sw, t, t2 + Duration::from_millis(200));
+    let inv = requests(&out, 5090, Method::Invite)
+        .pop()
+        .expect("the customer is called again");
+    let t3 = t2 + Duration::from_millis(200);
+    send_msg(
+        &mut sw,
+        t3,
+        5090,
+        &reply(&inv, 200, "cu2", 5090, &sdp(7002, &[0], "sendrecv")),
+    );
+    drain(&mut sw);
+    let call = sw
+        .calls
+        .values()
+        .find(|c| c.state == CallState::Answered)
+        .unwrap();
+    let leg = call.media.legs[0].as_ref().unwrap().id;
+    sw.handle_media_event(
+        t3,
+        MediaEvent::PlayFinished {
+            leg,
+            interrupted: false,
+        },
+    );
+    let out = drain(&mut sw);
+    let agent_inv = requests(&out, 5071, Method::Invite).pop().expect("agent");
+    send_msg(
+        &mut sw,
+        t3,
+        5071,
+        &reply(&agent_inv, 200, "ag2", 5071, &sdp(7100, &[0], "sendrecv")),
+    );
+    drain(&mut sw);
+    assert_eq!(status(&sw, "1001").0, AgentStatus::OnCall);
+    let q = sw.queues(t3).into_iter().find(|q| q.queue == "q").unwrap();
+    assert_eq!(
+        (q.callbacks_pending, q.callbacks_completed),
+        (0, 1),
+        "{q:?}"
+    );
 }
 
 #[test]

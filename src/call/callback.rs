@@ -1,9 +1,15 @@
 //! Callbacks: a caller who asked to be called back keeps its place as a virtual caller in
-//! the ACD; when it reaches the head and an agent is free, Switchboard calls the agent
-//! first (the A leg is ours: we send the INVITE), whispers who is being called back, then
-//! calls the customer through the trunk as the B leg and bridges them.
+//! the ACD; when it reaches the head and an agent is free, Switchboard places the call.
 //!
-//! Phases: ringing the agent → whispering → ringing the customer → connected. Every end
+//! - Agent-first (the default): the agent is called first (the A leg is ours: we send the
+//!   INVITE), hears who is being called back ("Callback for 5 5 5 …, waited 12 minutes"),
+//!   then the customer is called through the trunk as the B leg and bridged.
+//! - Customer-first: the customer is called first through the trunk (the A leg), hears
+//!   that this is their callback and to hold, then the agent's phone rings as the B leg
+//!   (showing the customer's number) and they are bridged. When the agent's phone fails,
+//!   the customer hears an apology and the attempt counts as failed.
+//!
+//! Phases: ringing the first party → prompt → ringing the second → connected. Every end
 //! tells the ACD how the attempt went (`CallbackResult`), and a connected callback's end
 //! is the agent's `CallEnded`, so the agent is never left reserved. Callbacks are durable:
 //! the ACD's `Persist` records come out of [`Switch::poll_persist`] for the runtime to
@@ -15,7 +21,8 @@ use super::{
     SUPPORTED, USER_AGENT,
 };
 use crate::acd::{
-    AgentId, CallbackId, CallbackOutcome, CallbackRecord, Contact, Input, PersistRecord,
+    AgentId, CallbackId, CallbackMode, CallbackOutcome, CallbackRecord, Contact, Input,
+    PersistRecord,
 };
 use crate::ivr::Prompt;
 use crate::sip::message::{HeaderName, Method, NameAddr, Response, Uri};
@@ -26,11 +33,20 @@ use tracing::{info, info_span, warn};
 /// Where a callback call is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
-    RingingAgent,
+    /// Our INVITE to the first party (the agent, or the customer when customer-first).
+    RingingFirst,
+    /// The first party hears the whisper (agent) or the greeting (customer).
     Whisper,
-    RingingCustomer,
+    /// The B leg rings the second party.
+    RingingSecond,
     Connected(Instant),
 }
+
+/// What the customer hears when called first, before the agent is rung.
+const CUSTOMER_FIRST_GREETING: &str =
+    "Hello. This is the call back you asked for. Please hold while we connect you to an agent.";
+/// What the customer hears when no agent took a customer-first callback.
+const CUSTOMER_FIRST_SORRY: &str = "We are sorry, we could not connect you to an agent. Goodbye.";
 
 /// A callback call's state.
 #[derive(Debug, Clone)]
@@ -40,6 +56,7 @@ pub(crate) struct CallbackCall {
     number: String,
     waited: Duration,
     pub(crate) phase: Phase,
+    customer_first: bool,
 }
 
 /// The customer's answer (or not), for the ACD.
@@ -146,7 +163,8 @@ impl Switch {
         Ok(())
     }
 
-    /// The ACD released a callback to `agent`: ring the agent's phone.
+    /// The ACD released a callback to `agent`: ring the agent's phone (or the customer's,
+    /// customer-first).
     pub(crate) fn start_callback(
         &mut self,
         now: Instant,
@@ -154,31 +172,59 @@ impl Switch {
         agent: AgentId,
         number: String,
         waited: Duration,
+        mode: CallbackMode,
     ) -> Result<(), CallbackOutcome> {
+        let customer_first = mode == CallbackMode::CustomerFirst;
         let ext = self
             .agent_extension
             .get(&agent)
             .cloned()
             .ok_or(CallbackOutcome::Failed)?;
-        let dest = self
-            .resolve(now, &RouteDecision::User(ext.clone()), &ext)
-            .map_err(|(status, reason)| {
-                info!(%agent, status, %reason, "callback: agent unreachable");
-                CallbackOutcome::Failed
-            })?;
-        let key = self.originate(now, dest, Identity::LocalUser(ext))?;
+        let identity = Identity::LocalUser(ext.clone());
+        let dest = if customer_first {
+            self.customer_destination(now, &identity, &number)?
+        } else {
+            self.resolve(now, &RouteDecision::User(ext.clone()), &ext)
+                .map_err(|(status, reason)| {
+                    info!(%agent, status, %reason, "callback: agent unreachable");
+                    CallbackOutcome::Failed
+                })?
+        };
+        let key = self.originate(now, dest, identity)?;
         if let Some(call) = self.calls.get_mut(&key) {
             let _g = call.span.enter();
-            info!(%callback, %agent, waited_s = waited.as_secs(), "callback: ringing the agent");
+            let first = if customer_first { "customer" } else { "agent" };
+            info!(%callback, %agent, waited_s = waited.as_secs(), first, "callback: ringing");
+            if customer_first {
+                // The agent's phone shows whom it is connected to.
+                call.present = Some(number.clone());
+            }
             call.callback = Some(CallbackCall {
                 id: callback,
                 agent,
                 number,
                 waited,
-                phase: Phase::RingingAgent,
+                phase: Phase::RingingFirst,
+                customer_first,
             });
         }
         Ok(())
+    }
+
+    /// Where the customer's number goes: the route the agent's own calls would take (the
+    /// outbound trunk).
+    fn customer_destination(
+        &mut self,
+        now: Instant,
+        agent: &Identity,
+        number: &str,
+    ) -> Result<Destination, CallbackOutcome> {
+        let (decision, _) = self.route(agent, number, None);
+        self.resolve(now, &decision, number)
+            .map_err(|(status, reason)| {
+                info!(status, %reason, "callback: the customer's number cannot be dialled");
+                CallbackOutcome::Failed
+            })
     }
 
     /// A call we place: its A leg is our INVITE to `dest`.
@@ -283,39 +329,54 @@ impl Switch {
             return;
         };
         cb.phase = Phase::Whisper;
-        let text = format!(
-            "Callback for {}, waited {}.",
-            spoken_number(&cb.number),
-            minutes(cb.waited)
-        );
+        let text = if cb.customer_first {
+            CUSTOMER_FIRST_GREETING.to_string()
+        } else {
+            format!(
+                "Callback for {}, waited {}.",
+                spoken_number(&cb.number),
+                minutes(cb.waited)
+            )
+        };
         self.arm_session(now, key, Side::A, &resp.headers, false);
         match self.a_leg_id(key) {
             Some(leg) => self.apps.play(leg, &Prompt::Tts(text), false, false),
-            None => self.callback_dial_customer(now, key),
+            None => self.callback_dial_second(now, key),
         }
     }
 
-    /// The whisper ended: call the customer through the route the agent would use.
-    pub(crate) fn callback_dial_customer(&mut self, now: Instant, key: CallKey) {
+    /// The whisper (or greeting) ended: call the customer through the route the agent
+    /// would use, or, customer-first, the agent's phone.
+    pub(crate) fn callback_dial_second(&mut self, now: Instant, key: CallKey) {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
         let Some(cb) = call.callback.as_mut() else {
             return;
         };
-        cb.phase = Phase::RingingCustomer;
-        let number = cb.number.clone();
+        cb.phase = Phase::RingingSecond;
+        let (number, customer_first) = (cb.number.clone(), cb.customer_first);
         let identity = call.identities[0].clone();
-        let (decision, _) = self.route(&identity, &number, None);
-        match self.resolve(now, &decision, &number) {
+        let dest = if customer_first {
+            let Identity::LocalUser(ext) = &identity else {
+                return self.callback_failed(now, key, CallbackOutcome::Failed);
+            };
+            let ext = ext.clone();
+            self.resolve(now, &RouteDecision::User(ext.clone()), &ext)
+                .map_err(|(status, reason)| {
+                    info!(status, %reason, "callback: the agent's phone is unreachable");
+                    CallbackOutcome::Failed
+                })
+        } else {
+            self.customer_destination(now, &identity, &number)
+        };
+        match dest {
             Ok(dest) => {
-                info!("callback: ringing the customer");
+                let second = if customer_first { "agent" } else { "customer" };
+                info!(second, "callback: ringing");
                 self.dial_b(now, key, dest);
             }
-            Err((status, reason)) => {
-                info!(status, %reason, "callback: the customer's number cannot be dialled");
-                self.callback_failed(now, key, CallbackOutcome::Failed);
-            }
+            Err(outcome) => self.callback_failed(now, key, outcome),
         }
     }
 
@@ -357,9 +418,24 @@ impl Switch {
         );
     }
 
-    /// A failed attempt on an answered agent leg: the agent is hung up.
+    /// A failed attempt on an answered first leg: the agent is hung up; a customer called
+    /// first hears an apology, then is hung up.
     pub(crate) fn callback_failed(&mut self, now: Instant, key: CallKey, outcome: CallbackOutcome) {
+        let customer_waits = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.callback.as_ref())
+            .is_some_and(|cb| cb.customer_first);
         self.callback_give_up(now, key, outcome);
+        if let (true, Some(leg)) = (customer_waits, self.a_leg_id(key)) {
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.hangup_after_prompt = true;
+            }
+            self.apps.stop_play(leg);
+            self.apps
+                .play(leg, &Prompt::Tts(CUSTOMER_FIRST_SORRY.into()), false, false);
+            return;
+        }
         self.end_call(now, key, None, "callback attempt over");
     }
 

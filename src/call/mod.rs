@@ -30,7 +30,7 @@ mod trunk_register;
 pub use app::{AppInput, AppRequest, AppServices, HttpRequest, RecordedApps};
 pub use leg::{Leg, SessionTimer, Side};
 pub use media::{MediaControl, MediaLog, RecordedMedia};
-pub use queue::{AgentRequestError, DEFAULT_HOLD_MUSIC};
+pub use queue::{AgentRequestError, CONTACT_HISTORY, DEFAULT_HOLD_MUSIC};
 pub use routing::{Identity, RouteDecision};
 
 use crate::config::Profile;

@@ -33,6 +33,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
+/// How many callers' last agents are remembered for sticky routing.
+pub const CONTACT_HISTORY: usize = 100_000;
+
 /// The prompt looped to waiting callers when the queue names none.
 pub const DEFAULT_HOLD_MUSIC: &str = "hold.wav";
 
@@ -434,10 +437,9 @@ impl Switch {
                 mode,
                 ..
             } => {
-                if mode == crate::acd::CallbackMode::CustomerFirst {
-                    warn!(%callback, "customer-first callbacks are not implemented; dialling the agent first");
-                }
-                if let Err(outcome) = self.start_callback(now, callback, agent, number, waited) {
+                if let Err(outcome) =
+                    self.start_callback(now, callback, agent, number, waited, mode)
+                {
                     pending.push(Input::CallbackResult { callback, outcome });
                 }
             }
@@ -641,10 +643,7 @@ impl Switch {
             .get(&key)
             .map(|c| super::app::caller_of(&c.a.remote_uri));
         if let Some(n) = number {
-            if self.last_agent.len() > 100_000 {
-                self.last_agent.clear();
-            }
-            self.last_agent.insert(n, agent.clone());
+            self.remember_agent(n, agent.clone());
         }
         info!(%agent, "agent answered");
         self.acd_input(now, Input::OfferAccepted { offer });
@@ -673,6 +672,25 @@ impl Switch {
             }
         };
         self.acd_input(now, input);
+    }
+
+    /// Contact history (each caller's last agent, for sticky routing), as stored in the
+    /// call records, after a restart.
+    pub fn restore_contact_history(&mut self, history: Vec<(String, String)>) {
+        if !history.is_empty() {
+            info!(callers = history.len(), "contact history restored");
+        }
+        for (caller, agent) in history.into_iter().rev() {
+            self.remember_agent(caller, AgentId(agent));
+        }
+    }
+
+    /// The agent who last served `caller` (bounded: when full, the memory starts over).
+    fn remember_agent(&mut self, caller: String, agent: AgentId) {
+        if self.last_agent.len() >= CONTACT_HISTORY && !self.last_agent.contains_key(&caller) {
+            self.last_agent.clear();
+        }
+        self.last_agent.insert(caller, agent);
     }
 
     /// Cancels a ringing B leg and forgets it with its media leg; a late answer is

@@ -11,7 +11,7 @@ mod store;
 mod stream;
 mod tls;
 
-use crate::call::{LocalAddrs, Stats, Switch, SwitchConfig};
+use crate::call::{LocalAddrs, Stats, Switch, SwitchConfig, CONTACT_HISTORY};
 use crate::config::{Profile, TransportKind};
 use crate::sip::transport::{Peer, Transport};
 use anyhow::{Context, Result};
@@ -247,6 +247,11 @@ pub async fn serve(
     switch.restore_callbacks(
         now,
         store.callbacks(now).context("reading pending callbacks")?,
+    );
+    switch.restore_contact_history(
+        store
+            .last_agents(CONTACT_HISTORY)
+            .context("reading contact history")?,
     );
     if let Some(r) = ready {
         let _ = r.send((local.clone(), http_addr));

@@ -167,6 +167,18 @@ impl Store {
         Ok(out)
     }
 
+    /// Contact history for sticky agents: each caller's last agent (callers who reached
+    /// one), at most `limit` callers, most recent first.
+    pub(crate) fn last_agents(&self, limit: usize) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.db.prepare(
+            "SELECT caller, agent, MAX(seq) FROM calls
+             WHERE agent IS NOT NULL AND caller != '' AND caller != 'anonymous'
+             GROUP BY caller ORDER BY MAX(seq) DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Stores the record of an ended call.
     pub(crate) fn call_ended(&self, c: &CallSummary) -> Result<()> {
         self.db.execute(
@@ -194,6 +206,49 @@ impl Store {
 mod tests {
     use super::*;
     use crate::acd::CallbackClosed;
+
+    #[test]
+    fn contact_history_gives_each_callers_latest_agent() {
+        let dir = std::env::temp_dir().join(format!("sb-store-hist-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        {
+            let store = Store::open(&path).unwrap();
+            let call = |caller: &str, agent: Option<&str>| CallSummary {
+                id: 1,
+                state: "ended",
+                caller: caller.into(),
+                called: "200".into(),
+                codecs: [None, None],
+                media: [None, None],
+                digits: String::new(),
+                recording: None,
+                duration_ms: 1000,
+                flow: None,
+                inputs: vec![],
+                queue: Some("support".into()),
+                agent: agent.map(str::to_string),
+                survey: None,
+            };
+            store.call_ended(&call("+1555", Some("1003"))).unwrap();
+            store.call_ended(&call("+1666", Some("1001"))).unwrap();
+            store.call_ended(&call("+1555", Some("1004"))).unwrap();
+            store.call_ended(&call("+1555", None)).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let mut h = store.last_agents(10).unwrap();
+        h.sort();
+        assert_eq!(
+            h,
+            [
+                ("+1555".to_string(), "1004".to_string()),
+                ("+1666".to_string(), "1001".to_string())
+            ]
+        );
+        assert_eq!(store.last_agents(1).unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn callbacks_survive_reopening_with_their_times() {

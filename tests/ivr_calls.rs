@@ -402,6 +402,67 @@ fn spoken_words_select_billing_or_technical_support() {
     }
 }
 
+/// The demo's queues (the sample flows name them) and one that offers callbacks at once.
+const CALLBACK_CC: &str = r#"
+queues:
+  - { name: billing, strategy: best-skill, skills: { billing: 2 } }
+  - { name: support, strategy: longest-idle, skills: { technical: 2 } }
+  - { name: sales, strategy: round-robin, skills: { sales: 2 } }
+  - { name: agents, strategy: longest-idle }
+  - { name: callme, strategy: longest-idle, skills: { technical: 2 }, announce_every: 60s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
+agents:
+  - { id: "1004", name: Dev, extension: "1004", skills: { technical: 5 }, api_token: test-only-token-1004 }
+"#;
+
+#[test]
+fn a_waiting_caller_says_call_me_back_and_keeps_their_place_as_a_callback() {
+    let _g = serial();
+    let dir = TempDir::new("queue-speech");
+    let cc = dir.join("contact-centre.yaml");
+    std::fs::write(&cc, CALLBACK_CC).unwrap();
+    let sw = Switchboard::start_ivr_with(
+        Some(&cc),
+        &[],
+        &[r#"- { number: "300", to: { queue: callme } }"#],
+    );
+    let words = spoken(&dir, "call me back", "en-us", 150);
+    let pending = |sw: &Switchboard| -> serde_json::Value {
+        let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
+        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["queue"] == "callme")
+            .unwrap()["callbacks_pending"]
+            .clone()
+    };
+    let mut phone = Phone::new();
+    let uac = caller(&sw, &dir, "cb-speech", &phone, "300", 30_000);
+    let call = live_call(&sw, 0);
+    let to = media_addr(&call);
+    // Nobody can serve the caller: position, wait and the callback offer play. The caller
+    // speaks over the offer.
+    phone.run(to, Duration::from_secs(5), |_| false);
+    assert_eq!(pending(&sw), 0, "nothing booked before the caller spoke");
+    phone.say.extend(words.iter().copied());
+    let mut booked = serde_json::Value::Null;
+    phone.run(to, Duration::from_secs(10), |_| {
+        booked = pending(&sw);
+        booked == 1
+    });
+    assert_eq!(booked, 1, "\"call me back\" did not book a callback");
+    // The confirmation reads the caller's number back: speech is heard after booking.
+    let heard_before = phone.heard.len();
+    phone.run(to, Duration::from_secs(3), |_| false);
+    let confirmation: f64 = phone.heard[heard_before..]
+        .iter()
+        .map(|s| (*s as f64).powi(2))
+        .sum::<f64>()
+        / (phone.heard.len() - heard_before).max(1) as f64;
+    assert!(confirmation.sqrt() > 100.0, "no confirmation heard");
+    drop(uac);
+}
+
 #[test]
 fn an_invalid_flow_edit_is_reported_and_the_running_version_stays_until_a_valid_one() {
     let _g = serial();

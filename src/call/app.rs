@@ -282,6 +282,16 @@ impl Switch {
         self.calls.get(&key)?.media.leg(Side::A).map(|l| l.id)
     }
 
+    /// Recognises a leg's speech with `grammar` (the engine hands the recogniser the leg's
+    /// audio), or stops with `None`.
+    pub(crate) fn listen(&mut self, leg: LegId, grammar: Option<&crate::ivr::Grammar>) {
+        self.apps.listen(leg, grammar);
+        self.media.command(MediaCommand::Listen {
+            leg,
+            on: grammar.is_some(),
+        });
+    }
+
     /// Feeds an event to a call's flow and carries out what it asks.
     pub(crate) fn app_event(&mut self, now: Instant, key: CallKey, event: Event) {
         let local = self.local_time(now);
@@ -333,18 +343,13 @@ impl Switch {
                     // DTMF always reaches the run; speech only when a grammar is given.
                     app.listening = speech.is_some();
                     if let Some(leg) = leg {
-                        self.apps.listen(leg, speech.as_ref());
-                        self.media.command(MediaCommand::Listen {
-                            leg,
-                            on: speech.is_some(),
-                        });
+                        self.listen(leg, speech.as_ref());
                     }
                 }
                 Action::StopListening => {
                     if std::mem::take(&mut app.listening) {
                         if let Some(leg) = leg {
-                            self.apps.listen(leg, None);
-                            self.media.command(MediaCommand::Listen { leg, on: false });
+                            self.listen(leg, None);
                         }
                     }
                 }
@@ -433,14 +438,12 @@ impl Switch {
         };
         info!(%outcome, inputs = app.run.inputs().len(), "flow ended");
         app.outcome = Some(outcome);
-        if std::mem::take(&mut app.listening) {
-            if let Some(leg) = leg {
-                self.apps.listen(leg, None);
-                self.media.command(MediaCommand::Listen { leg, on: false });
-            }
-        }
+        let listening = std::mem::take(&mut app.listening);
         if let Some(rec) = app.message.take() {
             self.media.command(MediaCommand::StopRecord { rec });
+        }
+        if let (true, Some(leg)) = (listening, leg) {
+            self.listen(leg, None);
         }
     }
 
@@ -659,6 +662,9 @@ impl Switch {
                         words = text.split_whitespace().count(),
                         "speech"
                     );
+                }
+                if self.calls.get(&key).is_some_and(|c| c.app.is_none()) {
+                    return self.queue_speech(now, key, &text, confidence);
                 }
                 self.app_event(now, key, Event::Speech { text, confidence });
             }

@@ -744,3 +744,67 @@ fn a_waiting_caller_keys_another_callback_number_and_keeps_its_place() {
     );
     assert_eq!(requests(&drain(&mut sw), 5080, Method::Bye).len(), 1);
 }
+
+#[test]
+fn a_waiting_caller_says_call_me_back_and_the_callback_is_booked() {
+    let t0 = Instant::now();
+    let (mut sw, media, apps) = setup(t0);
+    send_msg(
+        &mut sw,
+        t0,
+        5080,
+        &invite_from_trunk("201", &sdp(6000, &[0, 101], "sendrecv")),
+    );
+    drain(&mut sw);
+    let leg = caller_leg(&media);
+    // The offer is made, and the caller's speech is listened to for it.
+    let listens = |apps: &RecordedApps| -> Vec<bool> {
+        apps.log()
+            .into_iter()
+            .filter_map(|r| match r {
+                AppRequest::Listen { leg: l, grammar } if l == leg => Some(grammar.is_some()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(listens(&apps), [true]);
+    let taps = |media: &RecordedMedia| -> Vec<bool> {
+        media
+            .log()
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Listen { leg: l, on } if *l == leg => Some(*on),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        taps(&media),
+        [true],
+        "the engine hands the recogniser audio"
+    );
+    let say = |sw: &mut Switch, text: &str, confidence: f32| {
+        sw.handle_app_input(
+            t0,
+            AppInput::Speech {
+                leg,
+                text: text.into(),
+                confidence,
+            },
+        )
+    };
+    // Unsure or unrelated speech books nothing.
+    say(&mut sw, "call me back", 0.1);
+    say(&mut sw, "what is the weather", 0.9);
+    assert_eq!(sw.queues(t0)[0].callbacks_pending, 0);
+    say(&mut sw, "please call me back", 0.8);
+    let q = &sw.queues(t0)[0];
+    assert_eq!((q.waiting, q.callbacks_pending), (0, 1));
+    assert!(plays(&apps)
+        .iter()
+        .any(|p| matches!(p, Prompt::Tts(t) if t.contains("call you back at 1 5 5 5 1 2 3 4"))));
+    // Listening stopped with the booking.
+    assert_eq!(listens(&apps), [true, false]);
+    assert_eq!(taps(&media), [true, false]);
+}

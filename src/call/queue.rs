@@ -52,6 +52,8 @@ pub(crate) struct Queued {
     /// What to say when offering a callback (the flow's words), and whether it was offered.
     callback_prompt: Option<Prompt>,
     callback_offered: bool,
+    /// The caller's speech is recognised (the callback offer can be answered by voice).
+    listening: bool,
     /// Digits of another callback number being keyed (after 2).
     keying: Option<String>,
 }
@@ -81,7 +83,44 @@ pub(crate) struct Entry {
 }
 
 /// What the caller hears when a callback is offered, unless the flow says otherwise.
-const CALLBACK_OFFER: &str = "To be called back at this number without losing your place in the queue, press 1. To give another number, press 2.";
+const CALLBACK_OFFER: &str = "To be called back at this number without losing your place in the queue, press 1 or say call me back. To give another number, press 2.";
+
+/// What a waiting caller may say to the callback offer, and the key it stands for.
+const CALLBACK_SPEECH: [(&str, &[&str], char); 2] = [
+    (
+        "call_me_back",
+        &[
+            "call me back",
+            "callback",
+            "call back",
+            "please call me back",
+        ],
+        '1',
+    ),
+    (
+        "another_number",
+        &["another number", "a different number", "other number"],
+        '2',
+    ),
+];
+
+/// Speech below this confidence does not book a callback.
+const CALLBACK_SPEECH_CONFIDENCE: f32 = 0.4;
+
+fn callback_grammar() -> crate::ivr::Grammar {
+    crate::ivr::Grammar {
+        choices: CALLBACK_SPEECH
+            .iter()
+            .map(|(name, phrases, _)| {
+                (
+                    name.to_string(),
+                    phrases.iter().map(|p| p.to_string()).collect(),
+                )
+            })
+            .collect(),
+        digits: false,
+    }
+}
 
 impl Queued {
     /// The agent who answered.
@@ -242,6 +281,7 @@ impl Switch {
             agent: None,
             callback_prompt,
             callback_offered: false,
+            listening: false,
             keying: None,
         });
         {
@@ -369,9 +409,13 @@ impl Switch {
                 if let Some(e) = estimate {
                     text.push_str(&format!(" Your expected wait is {}.", spoken_wait(e)));
                 }
+                let no_flow = self.calls.get(&key).is_some_and(|c| c.app.is_none());
+                let mut listen = false;
                 let offer = match self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) {
                     Some(q) if offer_callback => {
                         q.callback_offered = true;
+                        listen = no_flow && !q.listening;
+                        q.listening |= listen;
                         Some(
                             q.callback_prompt
                                 .clone()
@@ -385,6 +429,9 @@ impl Switch {
                     self.apps.play(leg, &Prompt::Tts(text), true, false);
                     if let Some(p) = offer {
                         self.apps.play(leg, &p, true, false);
+                    }
+                    if listen {
+                        self.listen(leg, Some(&callback_grammar()));
                     }
                 }
                 self.hold_music(key, &queue);
@@ -568,14 +615,14 @@ impl Switch {
         let Some(call) = self.calls.get_mut(&key) else {
             return;
         };
-        let rings = match call.queued.take() {
+        let (rings, listening) = match call.queued.take() {
             Some(q) => {
                 if let Some((offer, _)) = q.offer {
                     self.offers.remove(&offer);
                 }
-                q.rings
+                (q.rings, q.listening)
             }
-            None => Vec::new(),
+            None => (Vec::new(), false),
         };
         {
             let _g = call.span.enter();
@@ -599,6 +646,9 @@ impl Switch {
             super::callback::spoken_number(&number)
         );
         if let Some(leg) = self.a_leg_id(key) {
+            if listening {
+                self.listen(leg, None);
+            }
             self.apps.stop_play(leg);
             self.apps.play(leg, &Prompt::Tts(text), false, false);
         }
@@ -637,6 +687,7 @@ impl Switch {
             return;
         };
         q.agent = Some((agent.clone(), now));
+        self.stop_queue_listening(key);
         self.offers.remove(&offer);
         let number = self
             .calls
@@ -655,6 +706,11 @@ impl Switch {
             return;
         };
         self.cancel_rings(now, std::mem::take(&mut q.rings));
+        if q.listening {
+            if let Some(leg) = self.a_leg_id(key) {
+                self.listen(leg, None);
+            }
+        }
         let input = match q.agent {
             Some((agent, since)) => Input::CallEnded {
                 agent,
@@ -672,6 +728,49 @@ impl Switch {
             }
         };
         self.acd_input(now, input);
+    }
+
+    /// The caller answered the callback offer by voice: "call me back" books it like 1,
+    /// "another number" asks for it like 2.
+    pub(crate) fn queue_speech(&mut self, now: Instant, key: CallKey, text: &str, confidence: f32) {
+        let listening = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.queued.as_ref())
+            .is_some_and(|q| q.listening && q.keying.is_none());
+        if !listening || confidence < CALLBACK_SPEECH_CONFIDENCE {
+            return;
+        }
+        let grammar = callback_grammar();
+        let choices: Vec<crate::ivr::ChoiceWords<'_>> = grammar
+            .choices
+            .iter()
+            .zip(CALLBACK_SPEECH)
+            .map(|((name, phrases), (_, _, key))| crate::ivr::ChoiceWords {
+                name,
+                phrases,
+                dtmf: Some(key),
+            })
+            .collect();
+        if let Some(i) = crate::ivr::match_choice(text, &choices) {
+            info!(
+                choice = CALLBACK_SPEECH[i].0,
+                "caller answered the callback offer by voice"
+            );
+            self.queue_digit(now, key, CALLBACK_SPEECH[i].2);
+        }
+    }
+
+    /// Stops recognising a queued caller's speech.
+    fn stop_queue_listening(&mut self, key: CallKey) {
+        let Some(q) = self.calls.get_mut(&key).and_then(|c| c.queued.as_mut()) else {
+            return;
+        };
+        if std::mem::take(&mut q.listening) {
+            if let Some(leg) = self.a_leg_id(key) {
+                self.listen(leg, None);
+            }
+        }
     }
 
     /// Contact history (each caller's last agent, for sticky routing), as stored in the

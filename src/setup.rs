@@ -22,6 +22,12 @@ pub fn flow_known(flows: &Path, profile: Option<&Profile>, acd: Option<&AcdConfi
     }
     if let Some(a) = acd {
         k.queues = a.queues.iter().map(|q| q.name.clone()).collect();
+        k.callback_queues = a
+            .queues
+            .iter()
+            .filter(|q| q.callback.is_some())
+            .map(|q| q.name.clone())
+            .collect();
     }
     k
 }

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 const CONTACT_CENTRE: &str = r#"
 queues:
-  - { name: billing, strategy: best-skill, skills: { billing: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
-  - { name: support, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s }
+  - { name: billing, strategy: best-skill, skills: { billing: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
+  - { name: support, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 3s, service_level: 80% in 20s, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
   - { name: rated, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 3s, survey_flow: csat }
   - { name: callme, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, announce_every: 30s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
-  - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s }
-  - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s }
+  - { name: sales, strategy: round-robin, skills: { sales: 2 }, wrap_up: 3s, ring_timeout: 3s, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
+  - { name: agents, strategy: longest-idle, wrap_up: 3s, ring_timeout: 3s, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
   - { name: custfirst, strategy: longest-idle, skills: { technical: 2 }, wrap_up: 1s, ring_timeout: 5s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: customer-first } }
   - { name: everyone, strategy: ring-all, skills: { technical: 2 }, wrap_up: 3s, ring_timeout: 5s }
 agents:

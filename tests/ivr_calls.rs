@@ -405,10 +405,10 @@ fn spoken_words_select_billing_or_technical_support() {
 /// The demo's queues (the sample flows name them) and one that offers callbacks at once.
 const CALLBACK_CC: &str = r#"
 queues:
-  - { name: billing, strategy: best-skill, skills: { billing: 2 } }
-  - { name: support, strategy: longest-idle, skills: { technical: 2 } }
-  - { name: sales, strategy: round-robin, skills: { sales: 2 } }
-  - { name: agents, strategy: longest-idle }
+  - { name: billing, strategy: best-skill, skills: { billing: 2 }, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
+  - { name: support, strategy: longest-idle, skills: { technical: 2 }, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
+  - { name: sales, strategy: round-robin, skills: { sales: 2 }, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
+  - { name: agents, strategy: longest-idle, callback: { offer_when_wait_over: 2m, retry_delay: 2m, max_attempts: 2, mode: agent-first } }
   - { name: callme, strategy: longest-idle, skills: { technical: 2 }, announce_every: 60s, callback: { offer_when_wait_over: 0s, retry_delay: 2s, max_attempts: 2, mode: agent-first } }
 agents:
   - { id: "1004", name: Dev, extension: "1004", skills: { technical: 5 }, api_token: test-only-token-1004 }

@@ -83,6 +83,23 @@ fn unknown_transition_target() {
 }
 
 #[test]
+fn callback_offer_on_a_queue_without_callback_settings() {
+    let path = PathBuf::from("tests/ivr_broken/callback_without_settings.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut known = ivr_support::known();
+    known.callback_queues.remove("sales");
+    let (_, errors) = load_flow_sources(&[(path.clone(), text.clone())], &known);
+    let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        ["tests/ivr_broken/callback_without_settings.yaml:6:12: invalid `callback`: queue `sales` has no callback settings in the contact centre, so this callback offer would never be made"]
+    );
+    // With callback settings on the queue, the flow is fine.
+    let (_, errors) = load_flow_sources(&[(path, text)], &ivr_support::known());
+    assert!(errors.is_empty(), "{errors:?}");
+}
+
+#[test]
 fn unknown_queue() {
     assert_errors(
         &["unknown_queue.yaml"],

@@ -100,6 +100,7 @@ impl Acd {
             caller: Some(e.caller),
             attempts: 0,
             overdue: false,
+            callback_after: e.callback_after,
         });
         let (position, estimate) = {
             let w = &self.waiters[&id];
@@ -660,6 +661,7 @@ impl Acd {
             caller: r.caller,
             attempts: r.attempts,
             overdue: false,
+            callback_after: None,
         });
     }
 
@@ -910,11 +912,10 @@ impl Acd {
         }
         let position = self.position(w) + 1;
         let estimate = self.estimate_for(now, w);
-        let offer_callback = self.queues[q]
-            .cfg
-            .callback
-            .as_ref()
-            .is_some_and(|c| estimate.is_none_or(|e| e > c.offer_when_wait_over));
+        let offer_callback = self.queues[q].cfg.callback.as_ref().is_some_and(|c| {
+            let after = w.callback_after.unwrap_or(c.offer_when_wait_over);
+            estimate.is_none_or(|e| e > after)
+        });
         self.emit(Output::Announce {
             caller,
             queue: self.queues[q].cfg.name.clone(),

@@ -445,6 +445,7 @@ impl Sim {
                 attributes: stream.attributes,
                 last_agent: None,
                 number: Some(format!("+1555{n:07}")),
+                callback_after: None,
             }),
         );
     }

@@ -132,6 +132,8 @@ pub(crate) struct Waiter {
     pub attempts: u32,
     /// Max wait passed while being offered: overflow when the offer fails.
     pub overdue: bool,
+    /// The caller's own callback threshold (else the queue's).
+    pub callback_after: Option<Duration>,
 }
 
 impl Waiter {

@@ -78,6 +78,9 @@ pub struct CallerEntry {
     pub last_agent: Option<AgentId>,
     /// The caller's number (for callbacks and screen pops).
     pub number: Option<String>,
+    /// Offer this caller a callback once the estimate exceeds this (the flow's
+    /// `callback.offer_after`), instead of the queue's own threshold.
+    pub callback_after: Option<Duration>,
 }
 
 impl CallerEntry {
@@ -91,6 +94,7 @@ impl CallerEntry {
             attributes: BTreeMap::new(),
             last_agent: None,
             number: None,
+            callback_after: None,
         }
     }
 }

@@ -397,6 +397,7 @@ impl Switch {
                         priority,
                         skills,
                         attributes,
+                        callback_after: callback_offer.as_ref().map(|c| c.after),
                         callback_prompt: callback_offer.and_then(|c| c.prompt),
                     };
                     self.enter_queue(now, key, entry);

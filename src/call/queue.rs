@@ -80,6 +80,8 @@ pub(crate) struct Entry {
     pub(crate) skills: Vec<Skill>,
     pub(crate) attributes: BTreeMap<String, String>,
     pub(crate) callback_prompt: Option<Prompt>,
+    /// The flow's `callback.offer_after`, overriding the queue's threshold.
+    pub(crate) callback_after: Option<Duration>,
 }
 
 /// What the caller hears when a callback is offered, unless the flow says otherwise.
@@ -268,6 +270,7 @@ impl Switch {
             skills,
             attributes,
             callback_prompt,
+            callback_after,
         } = entry;
         let queue = queue.as_str();
         let Some(call) = self.calls.get_mut(&key) else {
@@ -291,6 +294,7 @@ impl Switch {
         self.hold_music(key, queue);
         let mut entry = CallerEntry::new(CallerId(key), queue);
         entry.priority = priority;
+        entry.callback_after = callback_after;
         entry.skills = skills
             .iter()
             .map(|s| SkillRequirement::new(&s.name, s.min_level.unwrap_or(1).clamp(1, 5)))

@@ -397,6 +397,20 @@ fn check_references(
                 let names = known.queues.iter().map(String::as_str);
                 unknown_name(r, "queue", &q.queue, names);
             }
+            StepKind::Queue(q)
+                if q.callback.is_some() && !known.callback_queues.contains(&q.queue.name) =>
+            {
+                r.error(
+                    q.queue.pos,
+                    FlowErrorKind::InvalidValue {
+                        field: "callback".into(),
+                        problem: format!(
+                            "queue `{}` has no callback settings in the contact centre, so this callback offer would never be made",
+                            q.queue.name
+                        ),
+                    },
+                );
+            }
             StepKind::Transfer(TransferStep::User(u))
                 if !u.name.is_empty() && !known.users.contains(&u.name) =>
             {

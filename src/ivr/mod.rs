@@ -55,6 +55,8 @@ pub use time::{
 pub struct Known {
     /// ACD queue names.
     pub queues: BTreeSet<String>,
+    /// Queues with callback settings (a flow's callback offer needs them).
+    pub callback_queues: BTreeSet<String>,
     /// SIP users (agents, extensions) a flow may transfer to.
     pub users: BTreeSet<String>,
     /// Trunk names for outbound transfers.

@@ -10,6 +10,7 @@ pub fn known() -> Known {
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
     Known {
         queues: set(&["billing", "support", "sales", "agents"]),
+        callback_queues: set(&["billing", "support", "sales", "agents"]),
         users: set(&["alice", "bob"]),
         trunks: set(&["carrier"]),
         prompts: set(&["welcome.wav", "goodbye.wav"]),

@@ -732,6 +732,45 @@ fn service_level_abandons_and_ewt_error_follow_the_definitions() {
 
 // ----- callbacks ----------------------------------------------------------------------
 
+#[test]
+fn a_flows_callback_threshold_overrides_the_queues_for_its_caller() {
+    let mut q = queue("q", Strategy::LongestIdle);
+    q.announce_every = Some(secs(30));
+    q.expected_handle_time = secs(120);
+    q.callback = Some(CallbackSettings {
+        offer_when_wait_over: secs(600),
+        ..Default::default()
+    });
+    let mut h = H::new(config(vec![q], agents(1)));
+    h.ready("a0");
+    let out = h.enter(1, "q");
+    h.answer_only_offer(&out);
+    let offered = |out: &[Output]| -> Vec<(CallerId, bool)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Announce {
+                    caller,
+                    offer_callback,
+                    ..
+                } => Some((*caller, *offer_callback)),
+                _ => None,
+            })
+            .collect()
+    };
+    // The same wait (about one handle time): the queue's 10 minutes say no, the flow's
+    // 1 minute says yes.
+    let plain = h.enter(2, "q");
+    assert_eq!(offered(&plain), [(CallerId(2), false)]);
+    h.input(Input::CallerLeaves {
+        caller: CallerId(2),
+        reason: LeaveReason::Abandoned,
+    });
+    let mut e = CallerEntry::new(CallerId(3), "q");
+    e.callback_after = Some(secs(60));
+    let eager = h.enter_with(e);
+    assert_eq!(offered(&eager), [(CallerId(3), true)]);
+}
+
 fn callback_queue() -> QueueConfig {
     let mut q = queue("q", Strategy::LongestIdle);
     q.callback = Some(CallbackSettings {

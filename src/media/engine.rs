@@ -29,6 +29,28 @@ use std::time::{Duration, Instant};
 
 /// A leg's id (the runtime's socket pair).
 pub type LegId = u32;
+
+/// Hashes a leg id with one multiplication (leg ids are small sequential integers; the
+/// default SipHash cost more than the lookups it guards on the per-packet path).
+#[derive(Default, Clone, Copy)]
+pub struct LegIdHasher(u64);
+
+impl std::hash::Hasher for LegIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by leg id.
+pub type LegMap<V> = HashMap<LegId, V, std::hash::BuildHasherDefault<LegIdHasher>>;
 /// A recording's id.
 pub type RecordingId = u64;
 
@@ -206,7 +228,11 @@ struct Recording {
 
 /// Every leg's media state.
 pub struct MediaEngine {
-    legs: HashMap<LegId, LegState>,
+    legs: LegMap<LegState>,
+    /// Ticks so far; legs with nothing to do per tick are visited every `QUIET_EVERY`.
+    ticks: u64,
+    /// The legs visited this tick (kept to reuse its allocation).
+    tick_ids: Vec<LegId>,
     /// Mixers: who hears whom, as (listener, speaker) pairs.
     mixes: HashMap<u64, Vec<(LegId, LegId)>>,
     recordings: HashMap<RecordingId, Recording>,
@@ -222,12 +248,17 @@ const TICK: Duration = Duration::from_millis(20);
 /// Late ticks caught up at once, at most (100 ms of audio).
 const MAX_CATCH_UP: u32 = 5;
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
+/// Quiet legs (relayed packet for packet) get their inactivity and RTCP checks once a
+/// second rather than every tick.
+const QUIET_EVERY: u64 = 50;
 
 impl MediaEngine {
     /// An engine with no legs. `seed` feeds SSRCs and initial sequence numbers.
     pub fn new(now: Instant, rtp_timeout: Duration, seed: u64) -> MediaEngine {
         MediaEngine {
-            legs: HashMap::new(),
+            legs: LegMap::default(),
+            ticks: 0,
+            tick_ids: Vec::new(),
             mixes: HashMap::new(),
             recordings: HashMap::new(),
             rtp_timeout,
@@ -769,7 +800,16 @@ impl MediaEngine {
     }
 
     fn tick_once(&mut self, now: Instant, sink: &mut impl MediaSink) {
-        let ids: Vec<LegId> = self.legs.keys().copied().collect();
+        self.ticks += 1;
+        let all = self.ticks.is_multiple_of(QUIET_EVERY);
+        let mut ids = std::mem::take(&mut self.tick_ids);
+        ids.clear();
+        ids.extend(
+            self.legs
+                .iter()
+                .filter(|(_, l)| all || !self.quiet_pair(l))
+                .map(|(id, _)| *id),
+        );
         // Every input that is transcoded or mixed is decoded once per tick...
         for &id in &ids {
             self.pull_input(now, id, sink);
@@ -778,10 +818,35 @@ impl MediaEngine {
         for &id in &ids {
             self.tick_leg(now, id, sink);
         }
+        self.tick_ids = ids;
         let recs: Vec<RecordingId> = self.recordings.keys().copied().collect();
         for rec in recs {
             self.record_frame(rec, sink);
         }
+    }
+
+    /// A leg whose tick has nothing to do but the slow checks (inactivity, RTCP): its
+    /// packets are relayed as they come, and nothing is decoded, generated, played,
+    /// recorded or sent from here, on it or on the leg it is bridged to.
+    fn quiet_pair(&self, l: &LegState) -> bool {
+        fn quiet(l: &LegState) -> bool {
+            matches!(l.link, Link::None | Link::Bridge(_))
+                && l.decoder.is_none()
+                && l.encoder.is_none()
+                && l.jitter.is_none()
+                && l.inband.is_none()
+                && l.frame.is_none()
+                && l.player.is_empty()
+                && l.recording.is_none()
+                && !l.listen
+                && l.pending_digits.is_empty()
+                && l.sending_events.is_empty()
+        }
+        quiet(l)
+            && match l.link {
+                Link::Bridge(other) => self.legs.get(&other).is_none_or(quiet),
+                _ => true,
+            }
     }
 
     /// Whether this tick starts a frame of `ptime_ms`.

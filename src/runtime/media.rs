@@ -209,7 +209,7 @@ struct Sockets {
 }
 
 struct Sink<'a> {
-    sockets: &'a HashMap<LegId, Sockets>,
+    sockets: &'a crate::media::engine::LegMap<Sockets>,
     to_switch: &'a tokio::sync::mpsc::Sender<ToSwitch>,
     recordings: &'a mut HashMap<RecordingId, (PathBuf, WavWriter<BufWriter<std::fs::File>>)>,
     audio: &'a mpsc::Sender<SpeechMsg>,
@@ -280,7 +280,7 @@ fn media_thread(
     };
     add(waker.0, WAKER_TOKEN);
     let mut engine = MediaEngine::new(Instant::now(), rtp_timeout, rand::random());
-    let mut sockets: HashMap<LegId, Sockets> = HashMap::new();
+    let mut sockets: crate::media::engine::LegMap<Sockets> = Default::default();
     let mut recordings: HashMap<RecordingId, (PathBuf, WavWriter<BufWriter<std::fs::File>>)> =
         HashMap::new();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Media benchmark for Switchboard (not a test): anchored RTP through bridged calls.
 #
-#   tools/bench_media.sh [--quick] [relay|transcode|both] [--calls "100,400"]
+#   tools/bench_media.sh [--quick] [relay|transcode|both|floor] [--calls "100,400"]
 #                        [--duration SECONDS] [--no-build] [-- MEDIA-BENCH ARGS...]
 #
 # Builds switchboard and tools/media-bench in release (unless --no-build), starts
@@ -15,6 +15,10 @@
 #
 # relay:     PCMU on both legs (packets relayed without decoding).
 # transcode: PCMU on the caller leg, Opus on the callee leg (decode + encode).
+# floor:     no Switchboard: tools/media-bench's relay-floor, a bare relay with the
+#            same I/O shape (epoll, one recvfrom and one send per packet), with
+#            sendto and with connected sockets, at the same call counts: what the
+#            system calls alone cost on this machine.
 # Default ramps: relay 100,400,800,1200,1600,2000 calls; transcode
 # 25,50,100,125,150,200; 30 s window each. --quick: 50,200 calls (transcode 20,50),
 # 10 s, relay only unless a mode is named.
@@ -35,13 +39,13 @@ EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
-    relay | transcode) MODES="$1" ;;
+    relay | transcode | floor) MODES="$1" ;;
     both) MODES="relay transcode" ;;
     --calls) CALLS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -152,6 +156,12 @@ stop_switch() {
 }
 
 STATUS=0
+if [[ $MODES == floor ]]; then
+  ramp=${CALLS:-800,1200,1600}
+  "$TOOL_TARGET/release/relay-floor" --calls "$ramp" --duration "$DURATION"
+  "$TOOL_TARGET/release/relay-floor" --calls "$ramp" --duration "$DURATION" --connected
+  exit 0
+fi
 for mode in $MODES; do
   if [[ -n $CALLS ]]; then
     ramp=$CALLS

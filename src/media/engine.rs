@@ -167,6 +167,8 @@ pub struct MediaStats {
     pub concealed_frames: u64,
     /// 20 ms ticks lost because the engine was more than 100 ms late.
     pub ticks_skipped: u64,
+    /// Leg visits by the 20 ms tick (quiet relayed legs are visited once a second).
+    pub legs_ticked: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -810,6 +812,7 @@ impl MediaEngine {
                 .filter(|(_, l)| all || !self.quiet_pair(l))
                 .map(|(id, _)| *id),
         );
+        self.stats.legs_ticked += ids.len() as u64;
         // Every input that is transcoded or mixed is decoded once per tick...
         for &id in &ids {
             self.pull_input(now, id, sink);
@@ -826,13 +829,13 @@ impl MediaEngine {
     }
 
     /// A leg whose tick has nothing to do but the slow checks (inactivity, RTCP): its
-    /// packets are relayed as they come, and nothing is decoded, generated, played,
-    /// recorded or sent from here, on it or on the leg it is bridged to.
+    /// packets are relayed as they come (no jitter buffer: nothing decoded per tick), and
+    /// nothing is generated, played, recorded or sent from here, on it or on the leg it is
+    /// bridged to. (Every configured leg holds a codec; only the jitter buffer says it is
+    /// decoded on the tick.)
     fn quiet_pair(&self, l: &LegState) -> bool {
         fn quiet(l: &LegState) -> bool {
             matches!(l.link, Link::None | Link::Bridge(_))
-                && l.decoder.is_none()
-                && l.encoder.is_none()
                 && l.jitter.is_none()
                 && l.inband.is_none()
                 && l.frame.is_none()

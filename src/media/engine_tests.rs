@@ -239,6 +239,12 @@ fn same_codec_is_relayed_without_decoding_both_ways() {
     assert_tone(&heard(&sink, 1, CALLER, Codec::Pcmu), 1000.0);
     assert_eq!(e.stats().packets_transcoded, 0);
     assert_eq!(e.stats().packets_relayed, 200);
+    // Relayed legs have nothing to do per tick: visited once a second, not 50 times.
+    assert!(
+        e.stats().legs_ticked <= 2 * 5,
+        "{} leg visits in 200 ticks",
+        e.stats().legs_ticked
+    );
     // Our own SSRC and continuous sequence numbers on the way out.
     let seqs: Vec<u16> = sink
         .sent
@@ -279,6 +285,8 @@ fn pcmu_to_pcma_is_transcoded_both_ways() {
     assert_tone(&heard(&sink, 2, CALLEE, Codec::Pcma), 440.0);
     assert_tone(&heard(&sink, 1, CALLER, Codec::Pcmu), 1000.0);
     assert!(e.stats().packets_transcoded >= 190);
+    // Transcoded legs are decoded and encoded on every tick.
+    assert!(e.stats().legs_ticked >= 2 * 190);
 }
 
 #[test]

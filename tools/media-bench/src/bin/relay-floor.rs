@@ -3,10 +3,12 @@
 //! `recvfrom` and one `sendto` per packet, no RTP logic at all) carrying N calls of
 //! 20 ms G.711-sized packets both ways, pinned to CPU 1, with the generator on CPU 0.
 //!
-//!   relay-floor [--calls 800,1200,1600] [--duration SECONDS] [--connected]
+//!   relay-floor [--calls 800,1200,1600] [--duration SECONDS] [--connected | --uring]
 //!
 //! `--connected`: each leg's socket is `connect()`ed to its peer and sends with `send`
-//! (the kernel keeps the route; strangers are filtered by the kernel).
+//! (the kernel keeps the route; strangers are filtered by the kernel). `--uring`: the
+//! same on io_uring, every leg's receive outstanding and each packet's send linked to the
+//! re-armed receive, submitted in batches (no system call per packet).
 //!
 //! Prints per step: packets sent and relayed, delivered %, and the relay thread's CPU
 //! (utime + stime) per relayed packet and as % of one core. Compare with
@@ -29,6 +31,90 @@ fn pin(cpu: usize) {
         libc::CPU_SET(cpu, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
+}
+
+/// The relay on io_uring: every leg has a receive outstanding; a received packet goes out
+/// of the other leg (a connected socket) by a `Send` linked to the receive that re-arms
+/// the leg, all submitted together with one `io_uring_enter` per batch.
+fn relay_uring(legs: Vec<UdpSocket>, peers: Vec<std::net::SocketAddr>, shared: Arc<Shared>) {
+    use io_uring::{opcode, squeue, types, IoUring};
+    pin(1);
+    for (s, p) in legs.iter().zip(&peers) {
+        s.connect(p).expect("connect a leg to its peer");
+    }
+    const BUF: usize = 2048;
+    const SEND: u64 = u64::MAX;
+    let mut bufs = vec![0u8; BUF * legs.len()];
+    let base = bufs.as_mut_ptr();
+    let mut ring = IoUring::new(16384).expect("io_uring");
+    let fds: Vec<i32> = legs.iter().map(|s| s.as_raw_fd()).collect();
+    let recv = |i: usize| {
+        // SAFETY (upheld below): leg i's slice of `bufs` lives until the ring is dropped,
+        // and one receive per leg is outstanding at a time.
+        opcode::Recv::new(types::Fd(fds[i]), unsafe { base.add(i * BUF) }, BUF as u32)
+            .build()
+            .user_data(i as u64)
+    };
+    let mut pending: Vec<squeue::Entry> = (0..legs.len()).map(recv).collect();
+    let mut relayed = 0u64;
+    let ts = types::Timespec::new().nsec(50_000_000);
+    let mut done: Vec<(u64, i32)> = Vec::with_capacity(4096);
+    while !shared.stop.load(Ordering::Relaxed) {
+        while !pending.is_empty() {
+            let room = {
+                let sq = ring.submission();
+                sq.capacity() - sq.len()
+            };
+            let n = room.min(pending.len());
+            // SAFETY: the entries point at buffers that outlive the ring (see above).
+            unsafe {
+                ring.submission()
+                    .push_multiple(&pending[..n])
+                    .expect("room checked");
+            }
+            pending.drain(..n);
+            if !pending.is_empty() {
+                ring.submit().expect("submit");
+            }
+        }
+        let args = types::SubmitArgs::new().timespec(&ts);
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => panic!("io_uring_enter: {e}"),
+        }
+        done.clear();
+        done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
+        for &(ud, res) in &done {
+            if ud == SEND {
+                continue;
+            }
+            let i = ud as usize;
+            if res > 0 {
+                let out = i ^ 1;
+                // SAFETY: as above; the send reads leg i's buffer, and the linked receive
+                // that overwrites it starts only after the send completed.
+                let buf = unsafe { base.add(i * BUF) };
+                let send = opcode::Send::new(types::Fd(fds[out]), buf, res as u32)
+                    .build()
+                    .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
+                    .user_data(SEND);
+                pending.push(send);
+                relayed += 1;
+            }
+            pending.push(recv(i));
+        }
+        shared.relayed.store(relayed, Ordering::Relaxed);
+        if shared.mark.load(Ordering::Acquire) {
+            shared
+                .cpu_ns
+                .store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
+            shared.mark.store(false, Ordering::Release);
+        }
+    }
+    drop(ring);
+    drop(bufs);
 }
 
 /// This thread's CPU time (user + system), as the kernel accounts it.
@@ -132,7 +218,7 @@ fn cpu_mark(shared: &Shared) -> Duration {
     Duration::from_nanos(shared.cpu_ns.load(Ordering::Relaxed))
 }
 
-fn step(calls: usize, window: Duration, connected: bool) {
+fn step(calls: usize, window: Duration, connected: bool, uring: bool) {
     // The relay's legs and the generator's ends, pairwise: end i talks to leg i.
     let legs: Vec<UdpSocket> = (0..2 * calls).map(|_| socket()).collect();
     let ends: Vec<UdpSocket> = (0..2 * calls).map(|_| socket()).collect();
@@ -146,7 +232,13 @@ fn step(calls: usize, window: Duration, connected: bool) {
     });
     let relay_thread = {
         let shared = shared.clone();
-        std::thread::spawn(move || relay(legs, peers, shared, connected))
+        std::thread::spawn(move || {
+            if uring {
+                relay_uring(legs, peers, shared)
+            } else {
+                relay(legs, peers, shared, connected)
+            }
+        })
     };
     pin(0);
     let ep = epoll_with(&ends);
@@ -216,6 +308,7 @@ fn main() {
     let mut calls = vec![800usize, 1200, 1600];
     let mut duration = 20u64;
     let mut connected = false;
+    let mut uring = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -228,9 +321,12 @@ fn main() {
                     .collect()
             }
             "--connected" => connected = true,
+            "--uring" => uring = true,
             "--duration" => duration = args.next().expect("seconds").parse().expect("seconds"),
             "-h" | "--help" => {
-                println!("relay-floor [--calls 800,1200,1600] [--duration SECONDS] [--connected]");
+                println!(
+                    "relay-floor [--calls 800,1200,1600] [--duration SECONDS] [--connected | --uring]"
+                );
                 return;
             }
             other => {
@@ -247,14 +343,16 @@ fn main() {
         };
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
-    let how = if connected {
-        "connected sockets, send"
+    let how = if uring {
+        "io_uring: recv and linked send on connected sockets, batched"
+    } else if connected {
+        "epoll + recvfrom + send on connected sockets"
     } else {
-        "sendto"
+        "epoll + recvfrom + sendto"
     };
-    println!("relay-floor: bare relay (epoll + recvfrom + {how} per packet) on CPU 1, generator on CPU 0, {duration} s window after 2 s warm-up");
+    println!("relay-floor: bare relay ({how}) on CPU 1, generator on CPU 0, {duration} s window after 2 s warm-up");
     println!(" calls       sent   received   deliv%  us/pkt  relay%");
     for n in calls {
-        step(n, Duration::from_secs(duration), connected);
+        step(n, Duration::from_secs(duration), connected, uring);
     }
 }

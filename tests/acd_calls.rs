@@ -271,6 +271,39 @@ fn a_caller_goes_back_to_their_last_agent_even_after_a_restart() {
 }
 
 #[test]
+fn registrations_and_agent_states_survive_a_sigkill() {
+    let _g = serial();
+    let dir = TempDir::new("acd-restart-agents");
+    let mut sw = Switchboard::start_ivr(Some(&contact_centre(&dir)));
+    let dev = agent_phone(&sw, &dir, "1004", "uas_answer.xml", 1);
+    let _chloe = agent_phone(&sw, &dir, "1003", "uas_answer.xml", 1);
+    set_state(&sw, "1004", "ready");
+    let (status, body) = http_post(
+        sw.http_port,
+        "/api/v1/agents/1003/state",
+        Some("test-only-token-1003"),
+        r#"{"state":"not_ready","reason":"lunch"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    // Registrations are stored within a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    sw.kill_and_restart();
+    let dev_state = agent_json(&sw, "1004");
+    assert_eq!(dev_state["state"], "ready", "{dev_state}");
+    let chloe_state = agent_json(&sw, "1003");
+    assert_eq!(
+        (&chloe_state["state"], &chloe_state["reason"]),
+        (&"not_ready".into(), &"lunch".into()),
+        "{chloe_state}"
+    );
+    // Nobody registers again: Dev's phone is reached through the restored binding.
+    queue_caller(&sw, &dir, "caller", 500).assert_ok(Some(1));
+    assert_eq!(agents_of_calls(&sw, "200"), ["1004"]);
+    dev.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
+}
+
+#[test]
 fn a_dtmf_choice_in_the_ivr_reaches_an_agent_with_the_skill() {
     let _g = serial();
     let dir = TempDir::new("acd-ivr");

@@ -461,6 +461,10 @@ pub struct Switch {
     orphans: HashMap<TxId, (Leg, Request, bool)>,
     /// Durable records (callbacks) for the runtime to store.
     persist_out: VecDeque<crate::acd::PersistRecord>,
+    /// Addresses-of-record whose bindings changed since the runtime last stored them.
+    reg_dirty: std::collections::BTreeSet<String>,
+    /// Agents' chosen states (ready, not ready with a reason, logged out) to store.
+    agent_out: VecDeque<(String, Option<crate::acd::AgentStateChange>)>,
     /// Records of ended calls for the runtime to store.
     cdr_out: VecDeque<CallSummary>,
 }
@@ -553,6 +557,8 @@ impl Switch {
             last_agent: HashMap::new(),
             orphans: HashMap::new(),
             persist_out: VecDeque::new(),
+            reg_dirty: Default::default(),
+            agent_out: VecDeque::new(),
             cdr_out: VecDeque::new(),
         };
         sw.init_trunk_registrations(now);
@@ -2542,6 +2548,7 @@ impl Switch {
         }
         for b in self.registrar.expire(now) {
             info!(aor = %b.aor, "registration expired");
+            self.reg_dirty.insert(b.aor.clone());
             self.phone_gone(now, &b.aor);
         }
         self.acd_timeout(now);

@@ -477,7 +477,22 @@ impl Switch {
                 state,
                 reason,
                 ..
-            } => info!(%agent, ?state, reason = reason.as_deref().unwrap_or(""), "agent state"),
+            } => {
+                info!(%agent, ?state, reason = reason.as_deref().unwrap_or(""), "agent state");
+                // What the agent chose is kept across restarts; offers, calls and wrap-up
+                // are the ACD's own and leave it as it was.
+                let chosen = match state {
+                    AgentStatus::Ready => Some(Some(AgentStateChange::Ready)),
+                    AgentStatus::NotReady => {
+                        Some(Some(AgentStateChange::NotReady(reason.unwrap_or_default())))
+                    }
+                    AgentStatus::LoggedOut => Some(None),
+                    _ => None,
+                };
+                if let Some(c) = chosen {
+                    self.agent_out.push_back((agent.0, c));
+                }
+            }
             Output::QueueEvent(e) => debug!(queue = %e.queue, kind = ?e.kind, "queue event"),
             Output::Persist(r) => self.persist_out.push_back(r),
             Output::StartCallback {
@@ -775,6 +790,33 @@ impl Switch {
                 self.listen(leg, None);
             }
         }
+    }
+
+    /// Agents' chosen states to store (`None`: logged out), oldest first.
+    pub fn poll_agent_state(&mut self) -> Option<(String, Option<AgentStateChange>)> {
+        self.agent_out.pop_front()
+    }
+
+    /// Agents' chosen states as stored before a restart: an agent whose phone is
+    /// registered (its binding restored) takes its state back; the others stay logged out.
+    pub fn restore_agent_states(&mut self, now: Instant, states: Vec<(String, AgentStateChange)>) {
+        let mut restored = 0;
+        for (agent, state) in states {
+            let id = AgentId(agent);
+            let Some(ext) = self.agent_extension.get(&id).cloned() else {
+                continue;
+            };
+            if self.registrar.lookup(now, &ext).is_empty() {
+                continue;
+            }
+            restored += 1;
+            self.acd_input(now, Input::AgentState { agent: id, state });
+        }
+        if restored > 0 {
+            info!(agents = restored, "agent states restored");
+        }
+        // Restoring is not a change to store again.
+        self.agent_out.clear();
     }
 
     /// Contact history (each caller's last agent, for sticky routing), as stored in the

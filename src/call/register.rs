@@ -88,6 +88,7 @@ impl Switch {
         match self.registrar.register(now, &rr) {
             RegisterOutcome::Ok(bindings) => {
                 self.stats.registrations_ok += 1;
+                self.reg_dirty.insert(aor.clone());
                 let mut resp = response_to(&req, 200, None, Some(&tag));
                 for b in &bindings {
                     let left = b.expires_at.saturating_duration_since(now).as_secs();
@@ -135,5 +136,51 @@ impl Switch {
             resp.headers.push(HeaderName::WwwAuthenticate, h);
         }
         self.layer.respond(now, tx, &resp);
+    }
+}
+
+impl Switch {
+    /// Whether some registrations changed since [`Switch::poll_registrations`] last ran.
+    pub fn registrations_changed(&self) -> bool {
+        !self.reg_dirty.is_empty()
+    }
+
+    /// The addresses-of-record whose bindings changed, each with its live bindings now
+    /// (none: all gone), for the runtime to store.
+    pub fn poll_registrations(
+        &mut self,
+        now: Instant,
+    ) -> Vec<(String, Vec<crate::sip::registrar::Binding>)> {
+        std::mem::take(&mut self.reg_dirty)
+            .into_iter()
+            .map(|aor| {
+                let bindings = self
+                    .registrar
+                    .lookup(now, &aor)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                (aor, bindings)
+            })
+            .collect()
+    }
+
+    /// Bindings as stored before a restart (expired ones are dropped): phones are reachable
+    /// again at once instead of at their next REGISTER.
+    pub fn restore_registrations(
+        &mut self,
+        now: Instant,
+        bindings: Vec<crate::sip::registrar::Binding>,
+    ) {
+        let n = bindings.len();
+        for b in bindings {
+            self.registrar.restore(now, b);
+        }
+        if n > 0 {
+            info!(
+                bindings = self.registrar.binding_count(),
+                "registrations restored"
+            );
+        }
     }
 }

@@ -243,7 +243,7 @@ pub async fn serve(
             acd,
         },
     );
-    let store = store::Store::open(&opts.data.join("switchboard.db"))?;
+    let mut store = store::Store::open(&opts.data.join("switchboard.db"))?;
     switch.restore_callbacks(
         now,
         store.callbacks(now).context("reading pending callbacks")?,
@@ -253,6 +253,12 @@ pub async fn serve(
             .last_agents(CONTACT_HISTORY)
             .context("reading contact history")?,
     );
+    switch.restore_registrations(
+        now,
+        store.registrations(now).context("reading registrations")?,
+    );
+    switch.restore_agent_states(now, store.agent_states().context("reading agent states")?);
+    let mut regs_saved = Instant::now();
     if let Some(r) = ready {
         let _ = r.send((local.clone(), http_addr));
     }
@@ -263,7 +269,14 @@ pub async fn serve(
     tokio::pin!(shutdown);
 
     loop {
-        let deadline = switch.poll_timeout();
+        // Changed registrations are stored at most a second late.
+        let deadline = match (switch.poll_timeout(), switch.registrations_changed()) {
+            (d, true) => {
+                let flush = regs_saved + REGISTRATIONS_EVERY;
+                Some(d.map_or(flush, |d| d.min(flush)))
+            }
+            (d, false) => d,
+        };
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
@@ -328,6 +341,18 @@ pub async fn serve(
                 warn!(error = %e, "could not store a call record");
             }
         }
+        while let Some((agent, state)) = switch.poll_agent_state() {
+            if let Err(e) = store.save_agent_state(&agent, state.as_ref()) {
+                warn!(error = %e, "could not store an agent's state");
+            }
+        }
+        if switch.registrations_changed() && regs_saved.elapsed() >= REGISTRATIONS_EVERY {
+            regs_saved = Instant::now();
+            let changed = switch.poll_registrations(regs_saved);
+            if let Err(e) = store.save_registrations(&changed, regs_saved) {
+                warn!(error = %e, "could not store registrations");
+            }
+        }
         while let Some(t) = switch.poll_transmit() {
             match t.peer.transport {
                 Transport::Udp => {
@@ -358,6 +383,9 @@ pub async fn serve(
     }
     Ok(())
 }
+
+/// How often changed registrations are written to the database (in one transaction).
+const REGISTRATIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The local wall-clock time now (the business's time zone is the machine's).
 pub(crate) fn local_now() -> crate::ivr::LocalDateTime {

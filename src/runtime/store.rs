@@ -5,8 +5,12 @@
 //! record written before a SIGKILL is there after it. Times are stored as Unix
 //! milliseconds; the core's `Instant`s are converted against the clock at write and read.
 
-use crate::acd::{AgentId, CallbackId, CallbackRecord, CallerId, PersistRecord, SkillRequirement};
+use crate::acd::{
+    AgentId, AgentStateChange, CallbackId, CallbackRecord, CallerId, PersistRecord,
+    SkillRequirement,
+};
 use crate::call::CallSummary;
+use crate::sip::registrar::Binding;
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 use std::path::Path;
@@ -76,6 +80,23 @@ impl Store {
                 agent TEXT,
                 survey TEXT,
                 recording TEXT
+            );
+            CREATE TABLE IF NOT EXISTS registrations (
+                aor TEXT NOT NULL,
+                contact_uri TEXT NOT NULL,
+                params TEXT NOT NULL,
+                q REAL,
+                expires_ms INTEGER NOT NULL,
+                call_id TEXT NOT NULL,
+                cseq INTEGER NOT NULL,
+                source TEXT NOT NULL,
+                transport TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS registrations_aor ON registrations (aor);
+            CREATE TABLE IF NOT EXISTS agent_states (
+                agent TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                reason TEXT
             );",
         )?;
         Ok(Store { db })
@@ -179,6 +200,132 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
+    /// Replaces the stored bindings of each address-of-record given (none: deleted), in
+    /// one transaction.
+    pub(crate) fn save_registrations(
+        &mut self,
+        changed: &[(String, Vec<Binding>)],
+        now: Instant,
+    ) -> Result<()> {
+        let wall = unix_ms(SystemTime::now());
+        let tx = self.db.transaction()?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM registrations WHERE aor = ?1")?;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO registrations (aor, contact_uri, params, q, expires_ms, call_id,
+                    cseq, source, transport) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for (aor, bindings) in changed {
+                del.execute(params![aor])?;
+                for b in bindings {
+                    ins.execute(params![
+                        b.aor,
+                        b.contact_uri,
+                        b.params,
+                        b.q.map(f64::from),
+                        to_wall(b.expires_at, now, wall),
+                        b.call_id,
+                        b.cseq,
+                        b.source.to_string(),
+                        b.transport,
+                    ])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored bindings that have not expired.
+    pub(crate) fn registrations(&self, now: Instant) -> Result<Vec<Binding>> {
+        let wall = unix_ms(SystemTime::now());
+        let mut stmt = self.db.prepare(
+            "SELECT aor, contact_uri, params, q, expires_ms, call_id, cseq, source, transport
+             FROM registrations WHERE expires_ms > ?1",
+        )?;
+        let rows = stmt.query_map(params![wall], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<f64>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, u32>(6)?,
+                r.get::<_, String>(7)?,
+                r.get::<_, String>(8)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (aor, contact_uri, params, q, exp, call_id, cseq, source, transport) = row?;
+            let Ok(source) = source.parse() else { continue };
+            out.push(Binding {
+                aor,
+                contact_uri,
+                params,
+                q: q.map(|q| q as f32),
+                expires_at: from_wall(exp, now, wall),
+                call_id,
+                cseq,
+                source,
+                transport,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores an agent's chosen state (`None`: logged out, forgotten).
+    pub(crate) fn save_agent_state(
+        &self,
+        agent: &str,
+        state: Option<&AgentStateChange>,
+    ) -> Result<()> {
+        match state {
+            None | Some(AgentStateChange::LoggedOut) => {
+                self.db
+                    .execute("DELETE FROM agent_states WHERE agent = ?1", params![agent])?;
+            }
+            Some(AgentStateChange::Ready) => {
+                self.db.execute(
+                    "INSERT OR REPLACE INTO agent_states (agent, state, reason) VALUES (?1, 'ready', NULL)",
+                    params![agent],
+                )?;
+            }
+            Some(AgentStateChange::NotReady(reason)) => {
+                self.db.execute(
+                    "INSERT OR REPLACE INTO agent_states (agent, state, reason) VALUES (?1, 'not_ready', ?2)",
+                    params![agent, reason],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Agents' chosen states as stored.
+    pub(crate) fn agent_states(&self) -> Result<Vec<(String, AgentStateChange)>> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT agent, state, reason FROM agent_states")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (agent, state, reason) = row?;
+            let state = match state.as_str() {
+                "ready" => AgentStateChange::Ready,
+                _ => AgentStateChange::NotReady(reason.unwrap_or_default()),
+            };
+            out.push((agent, state));
+        }
+        Ok(out)
+    }
+
     /// Stores the record of an ended call.
     pub(crate) fn call_ended(&self, c: &CallSummary) -> Result<()> {
         self.db.execute(
@@ -206,6 +353,78 @@ impl Store {
 mod tests {
     use super::*;
     use crate::acd::CallbackClosed;
+
+    #[test]
+    fn registrations_and_agent_states_survive_reopening() {
+        let dir = std::env::temp_dir().join(format!("sb-store-regs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let now = Instant::now();
+        let binding = |aor: &str, port: u16, secs: u64| Binding {
+            aor: aor.into(),
+            contact_uri: format!("sip:{aor}@127.0.0.1:{port}"),
+            params: String::new(),
+            q: Some(0.5),
+            expires_at: now + Duration::from_secs(secs),
+            call_id: format!("reg-{aor}"),
+            cseq: 7,
+            source: format!("127.0.0.1:{port}").parse().unwrap(),
+            transport: "udp".into(),
+        };
+        {
+            let mut store = Store::open(&path).unwrap();
+            store
+                .save_registrations(
+                    &[
+                        ("1001".into(), vec![binding("1001", 5071, 60)]),
+                        ("1002".into(), vec![binding("1002", 5072, 60)]),
+                    ],
+                    now,
+                )
+                .unwrap();
+            // 1002 unregisters; 1001 refreshes.
+            store
+                .save_registrations(
+                    &[
+                        ("1002".into(), vec![]),
+                        ("1001".into(), vec![binding("1001", 5071, 120)]),
+                    ],
+                    now,
+                )
+                .unwrap();
+            store
+                .save_agent_state("1001", Some(&AgentStateChange::Ready))
+                .unwrap();
+            store
+                .save_agent_state("1002", Some(&AgentStateChange::NotReady("lunch".into())))
+                .unwrap();
+            store
+                .save_agent_state("1003", Some(&AgentStateChange::Ready))
+                .unwrap();
+            store.save_agent_state("1003", None).unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let regs = store.registrations(now).unwrap();
+        assert_eq!(regs.len(), 1);
+        assert_eq!(regs[0].contact_uri, "sip:1001@127.0.0.1:5071");
+        assert_eq!((regs[0].cseq, regs[0].q), (7, Some(0.5)));
+        let left = regs[0].expires_at.saturating_duration_since(now);
+        assert!(left > Duration::from_secs(118) && left <= Duration::from_secs(121));
+        let mut states = store.agent_states().unwrap();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            states,
+            [
+                ("1001".to_string(), AgentStateChange::Ready),
+                (
+                    "1002".to_string(),
+                    AgentStateChange::NotReady("lunch".into())
+                )
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn contact_history_gives_each_callers_latest_agent() {

@@ -409,6 +409,23 @@ impl Registrar {
         self.deadlines.keys().next().map(|(t, _)| *t)
     }
 
+    /// Puts back a binding as stored before a restart (an expired one is dropped). A
+    /// binding for the same contact of the AoR is replaced.
+    pub fn restore(&mut self, now: Instant, binding: Binding) {
+        if binding.is_expired(now) {
+            return;
+        }
+        self.remove_contact(&binding.aor, &binding.contact_uri);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.deadlines
+            .insert((binding.expires_at, id), binding.aor.clone());
+        self.aors
+            .entry(binding.aor.clone())
+            .or_default()
+            .push(Slot { id, binding });
+    }
+
     /// Number of stored bindings, including expired ones not yet removed by `expire`.
     pub fn binding_count(&self) -> usize {
         self.deadlines.len()

@@ -68,14 +68,7 @@ fn set_state(sw: &Switchboard, agent: &str, state: &str) {
 }
 
 fn agent_json(sw: &Switchboard, agent: &str) -> serde_json::Value {
-    let (_, body) = http_get(sw.http_port, "/api/v1/agents").unwrap();
-    let all: serde_json::Value = serde_json::from_str(&body).unwrap();
-    all.as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["id"] == agent)
-        .cloned()
-        .unwrap_or_else(|| panic!("no agent {agent} in {body}"))
+    api_item(sw, "/api/v1/agents", "id", agent)
 }
 
 fn calls(sw: &Switchboard) -> Vec<serde_json::Value> {
@@ -164,14 +157,7 @@ fn callers_go_to_the_longest_idle_agent_and_wrap_up_delays_the_next_offer() {
     assert_eq!(agents_of_calls(&sw, "200"), ["1004", "1003", "1004"]);
     dev.wait_for(Duration::from_secs(20)).assert_ok(Some(2));
     chloe.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
-    let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
-    let queues: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let support = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "support")
-        .unwrap();
+    let support = queue_json(&sw, "support");
     assert_eq!(support["answered"], 3, "{support}");
     assert_eq!(support["waiting"], 0, "{support}");
 }
@@ -403,16 +389,7 @@ fn a_callback_keeps_its_place_through_a_sigkill_and_reaches_the_customer_through
         .timeout(Duration::from_secs(40))
         .run(&dir)
         .assert_ok(Some(1));
-    let queue = |sw: &Switchboard| -> serde_json::Value {
-        let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
-        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
-        all.as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["queue"] == "callme")
-            .cloned()
-            .unwrap()
-    };
+    let queue = |sw: &Switchboard| queue_json(sw, "callme");
     assert_eq!(queue(&sw)["callbacks_pending"], 1, "{}", queue(&sw));
     // Switchboard dies without a chance to save anything, and comes back.
     sw.kill_and_restart();
@@ -473,14 +450,7 @@ fn a_customer_first_callback_calls_the_customer_through_the_trunk_then_bridges_a
         .wait_for(Duration::from_secs(40))
         .assert_ok(Some(1));
     agent.wait_for(Duration::from_secs(20)).assert_ok(Some(1));
-    let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
-    let queues: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let q = queues
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["queue"] == "custfirst")
-        .unwrap();
+    let q = queue_json(&sw, "custfirst");
     assert_eq!(q["callbacks_completed"], 1, "{q}");
     assert_eq!(q["callbacks_pending"], 0, "{q}");
     let all = calls(&sw);

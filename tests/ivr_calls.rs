@@ -426,16 +426,7 @@ fn a_waiting_caller_says_call_me_back_and_keeps_their_place_as_a_callback() {
         &[r#"- { number: "300", to: { queue: callme } }"#],
     );
     let words = spoken(&dir, "call me back", "en-us", 150);
-    let pending = |sw: &Switchboard| -> serde_json::Value {
-        let (_, body) = http_get(sw.http_port, "/api/v1/queues").unwrap();
-        let all: serde_json::Value = serde_json::from_str(&body).unwrap();
-        all.as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["queue"] == "callme")
-            .unwrap()["callbacks_pending"]
-            .clone()
-    };
+    let pending = |sw: &Switchboard| queue_json(sw, "callme")["callbacks_pending"].clone();
     let mut phone = Phone::new();
     let uac = caller(&sw, &dir, "cb-speech", &phone, "300", 30_000);
     let call = live_call(&sw, 0);

@@ -16,16 +16,13 @@
 //! store, and [`Switch::restore_callbacks`] gives them back after a restart.
 
 use super::routing::Identity;
-use super::{
-    CallKey, CallState, CallTimer, Destination, RouteDecision, Side, Switch, TxRole, ALLOW,
-    SUPPORTED, USER_AGENT,
-};
+use super::{CallKey, CallState, CallTimer, Destination, RouteDecision, Side, Switch, TxRole};
 use crate::acd::{
     AgentId, CallbackId, CallbackMode, CallbackOutcome, CallbackRecord, Contact, Input,
     PersistRecord,
 };
 use crate::ivr::Prompt;
-use crate::sip::message::{HeaderName, Method, NameAddr, Response, Uri};
+use crate::sip::message::{Method, NameAddr, Response, Uri};
 use crate::sip::transaction::TxId;
 use std::time::{Duration, Instant};
 use tracing::{info, info_span, warn};
@@ -253,18 +250,9 @@ impl Switch {
             return Err(CallbackOutcome::Failed);
         }
         let offer = self.media_offer(key, Side::A, crate::sdp::Direction::SendRecv);
+        let via = self.via(dest.peer.transport);
         let call = self.calls.get_mut(&key).expect("present");
-        let mut invite = call.a.request(Method::Invite);
-        invite
-            .headers
-            .push_front(HeaderName::Via, self.via(dest.peer.transport));
-        invite.headers.push(HeaderName::Allow, ALLOW);
-        invite.headers.push(HeaderName::Supported, SUPPORTED);
-        invite.headers.push(HeaderName::UserAgent, USER_AGENT);
-        if let Some(body) = offer {
-            invite.headers.push(HeaderName::ContentType, super::SDP);
-            invite.body = body;
-        }
+        let invite = super::invite_on(&mut call.a, via, offer);
         let tx = self.layer.send_request(now, invite.clone(), dest.peer);
         let call = self.calls.get_mut(&key).expect("present");
         call.a_invite = invite;

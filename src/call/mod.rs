@@ -1262,13 +1262,9 @@ impl Switch {
         let mut b_from = NameAddr::new(Uri::sip(Some(&caller_user), &self.profile.realm, None));
         b_from.display = display;
         let mut b = self.uac_leg(Side::B, dest, &b_from, &parent, "b");
-        let mut invite = b.request(Method::Invite);
-        invite
-            .headers
-            .push_front(HeaderName::Via, self.via(dest.peer.transport));
+        let via = self.via(dest.peer.transport);
+        let mut invite = invite_on(&mut b, via, offer);
         invite.headers.set(HeaderName::MaxForwards, mf.to_string());
-        invite.headers.push(HeaderName::Allow, ALLOW);
-        invite.headers.push(HeaderName::Supported, SUPPORTED);
         invite.headers.push(
             HeaderName::SessionExpires,
             self.profile.timers.session_expires.as_secs().to_string(),
@@ -1277,11 +1273,6 @@ impl Switch {
             HeaderName::MinSe,
             self.profile.timers.min_se.as_secs().to_string(),
         );
-        invite.headers.push(HeaderName::UserAgent, USER_AGENT);
-        if let Some(body) = offer {
-            invite.headers.push(HeaderName::ContentType, SDP);
-            invite.body = body;
-        }
         Some((b, invite))
     }
 
@@ -2830,15 +2821,8 @@ impl Switch {
             self.profile.media.ptime.as_millis() as u32,
             Direction::SendRecv,
         );
-        let mut invite = leg.request(Method::Invite);
-        invite
-            .headers
-            .push_front(HeaderName::Via, self.via(dest.peer.transport));
-        invite.headers.push(HeaderName::Allow, ALLOW);
-        invite.headers.push(HeaderName::Supported, SUPPORTED);
-        invite.headers.push(HeaderName::UserAgent, USER_AGENT);
-        invite.headers.push(HeaderName::ContentType, SDP);
-        invite.body = offer;
+        let via = self.via(dest.peer.transport);
+        let invite = invite_on(&mut leg, via, Some(offer));
         let invite_tx = self.layer.send_request(now, invite.clone(), dest.peer);
         self.dialogs.insert((call_id, local_tag), (key, side));
         self.track(invite_tx, key, TxRole::TransferInvite);
@@ -2999,6 +2983,21 @@ impl Switch {
 }
 
 /// A provisional response (not 100) with a To tag: it creates an early dialog.
+/// Our INVITE on a leg we place: the given Via, Allow, Supported, User-Agent, and our SDP
+/// offer when there is one.
+pub(crate) fn invite_on(leg: &mut Leg, via: String, offer: Option<Bytes>) -> Request {
+    let mut invite = leg.request(Method::Invite);
+    invite.headers.push_front(HeaderName::Via, via);
+    invite.headers.push(HeaderName::Allow, ALLOW);
+    invite.headers.push(HeaderName::Supported, SUPPORTED);
+    invite.headers.push(HeaderName::UserAgent, USER_AGENT);
+    if let Some(body) = offer {
+        invite.headers.push(HeaderName::ContentType, SDP);
+        invite.body = body;
+    }
+    invite
+}
+
 pub(crate) fn forms_dialog(resp: &Response) -> bool {
     resp.status > 100
         && resp

@@ -162,6 +162,23 @@ pub fn wait_bound(port: u16, tcp: bool, limit: Duration) -> bool {
 // ---------------------------------------------------------------- HTTP
 
 /// A minimal HTTP/1.1 GET on loopback: (status, body).
+/// The item of the JSON list at `path` whose `field` is `value`.
+pub fn api_item(sw: &Switchboard, path: &str, field: &str, value: &str) -> serde_json::Value {
+    let (_, body) = http_get(sw.http_port, path).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&body).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q[field] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {field} {value} in {path}: {body}"))
+}
+
+/// A queue's figures as `/api/v1/queues` gives them.
+pub fn queue_json(sw: &Switchboard, queue: &str) -> serde_json::Value {
+    api_item(sw, "/api/v1/queues", "queue", queue)
+}
+
 pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     http_request(port, "GET", path, &[], "")
 }

@@ -105,13 +105,7 @@ fn relay_uring(legs: Vec<UdpSocket>, peers: Vec<std::net::SocketAddr>, shared: A
             }
             pending.push(recv(i));
         }
-        shared.relayed.store(relayed, Ordering::Relaxed);
-        if shared.mark.load(Ordering::Acquire) {
-            shared
-                .cpu_ns
-                .store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
-            shared.mark.store(false, Ordering::Release);
-        }
+        shared.report(relayed);
     }
     drop(ring);
     drop(bufs);
@@ -162,6 +156,18 @@ struct Shared {
     relayed: AtomicU64,
 }
 
+impl Shared {
+    /// The relay's side: packets relayed so far, and its CPU time when asked.
+    fn report(&self, relayed: u64) {
+        self.relayed.store(relayed, Ordering::Relaxed);
+        if self.mark.load(Ordering::Acquire) {
+            self.cpu_ns
+                .store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
+            self.mark.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// The relay: socket 2k is a call's caller-facing leg, 2k+1 its callee-facing leg; a
 /// packet in on one goes out of the other to that leg's peer.
 fn relay(
@@ -197,13 +203,7 @@ fn relay(
                 }
             }
         }
-        shared.relayed.store(relayed, Ordering::Relaxed);
-        if shared.mark.load(Ordering::Acquire) {
-            shared
-                .cpu_ns
-                .store(thread_cpu().as_nanos() as u64, Ordering::Relaxed);
-            shared.mark.store(false, Ordering::Release);
-        }
+        shared.report(relayed);
     }
     // SAFETY: our epoll descriptor, closed once.
     unsafe { libc::close(ep) };

@@ -312,6 +312,33 @@ fn same_codec_is_relayed_both_ways() {
         sw.metric("switchboard_rtp_dropped_stranger_total"),
         Some(0.0)
     );
+    // This kernel has io_uring: the default (`media.io: auto`) must have taken it, not
+    // fallen back to epoll unnoticed.
+    assert_eq!(sw.metric("switchboard_media_io_uring"), Some(1.0));
+}
+
+/// `media.io: epoll` (for kernels or sandboxes without io_uring) carries the same audio
+/// through relay and transcoding.
+#[test]
+fn the_epoll_path_relays_and_transcodes_too() {
+    let _serial = serial();
+    let dir = TempDir::new("media-epoll");
+    let profile = std::fs::read_to_string(repo().join("sip-profiles/default.yaml")).unwrap();
+    let profile = profile.replace("rtp_timeout: 60s }", "rtp_timeout: 60s, io: epoll }");
+    assert!(
+        profile.contains("io: epoll"),
+        "the demo media line moved; update this test"
+    );
+    let path = dir.join("epoll.yaml");
+    std::fs::write(&path, profile).unwrap();
+    let sw = Switchboard::start_with(&path);
+    assert_eq!(sw.metric("switchboard_media_io_uring"), Some(0.0));
+    let (caller, callee, _) = tone_call(&sw, &dir, Codec::Pcmu, Codec::Pcmu, 440.0, 1000.0);
+    assert_tone(&callee, 440.0, "callee (relay, epoll)");
+    assert_tone(&caller, 1000.0, "caller (relay, epoll)");
+    let (caller, callee, _) = tone_call(&sw, &dir, Codec::Pcma, Codec::Opus, 440.0, 1000.0);
+    assert_tone(&callee, 440.0, "callee (Opus, epoll)");
+    assert_tone(&caller, 1000.0, "caller (PCMA, epoll)");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 # Media benchmark for Switchboard (not a test): anchored RTP through bridged calls.
 #
 #   tools/bench_media.sh [--quick] [relay|transcode|both|floor] [--calls "100,400"]
-#                        [--duration SECONDS] [--no-build] [-- MEDIA-BENCH ARGS...]
+#                        [--duration SECONDS] [--io auto|io_uring|epoll] [--no-build]
+#                        [-- MEDIA-BENCH ARGS...]
 #
 # Builds switchboard and tools/media-bench in release (unless --no-build), starts
 # a fresh switchboard per mode on CPU 1 (taskset -c 1) with a copy of the demo
@@ -15,10 +16,12 @@
 #
 # relay:     PCMU on both legs (packets relayed without decoding).
 # transcode: PCMU on the caller leg, Opus on the callee leg (decode + encode).
-# floor:     no Switchboard: tools/media-bench's relay-floor, a bare relay with the
-#            same I/O shape (epoll, one recvfrom and one send per packet), with
-#            sendto and with connected sockets, at the same call counts: what the
-#            system calls alone cost on this machine.
+# floor:     no Switchboard: tools/media-bench's relay-floor, a bare relay without
+#            RTP logic, at the same call counts, three ways: epoll with recvfrom and
+#            sendto, the same on connected sockets, and io_uring (multishot receive,
+#            batched sends): what the system calls alone cost on this machine.
+# --io: the profile's media.io (default auto: io_uring where the kernel has it), to
+#        weigh the media thread's two I/O paths against each other.
 # Default ramps: relay 100,400,800,1200,1600,2000 calls; transcode
 # 25,50,100,125,150,200; 30 s window each. --quick: 50,200 calls (transcode 20,50),
 # 10 s, relay only unless a mode is named.
@@ -35,6 +38,7 @@ BUILD=1
 MODES=""
 CALLS=""
 DURATION=""
+IO=auto
 EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -43,9 +47,10 @@ while [[ $# -gt 0 ]]; do
     both) MODES="relay transcode" ;;
     --calls) CALLS="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
+    --io) IO="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,/^set -e/{/^set -e/d;p}' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -99,7 +104,7 @@ trap cleanup EXIT
 # The demo profile with room for the load: a wide RTP range, a long RTP timeout
 # (calls sit idle while the others are being set up) and no trunk call cap.
 sed -e 's/^\( *max_calls:\).*/\1 100000/' \
-  -e 's/^media:.*/media: { address: 127.0.0.1, rtp_ports: 30000-59999, codecs: [pcmu, pcma, opus], ptime: 20ms, rtp_timeout: 300s }/' \
+  -e 's/^media:.*/media: { address: 127.0.0.1, rtp_ports: 30000-59999, codecs: [pcmu, pcma, opus], ptime: 20ms, rtp_timeout: 300s, io: '"$IO"' }/' \
   "$ROOT/sip-profiles/default.yaml" >"$WORK/profile.yaml"
 grep -q 'rtp_ports: 30000-59999' "$WORK/profile.yaml" || { echo "bench: could not adapt the demo profile" >&2; exit 1; }
 "$BIN" check --profile "$WORK/profile.yaml" --flows "$ROOT/ivr-flows" >/dev/null
@@ -160,6 +165,7 @@ if [[ $MODES == floor ]]; then
   ramp=${CALLS:-800,1200,1600}
   "$TOOL_TARGET/release/relay-floor" --calls "$ramp" --duration "$DURATION"
   "$TOOL_TARGET/release/relay-floor" --calls "$ramp" --duration "$DURATION" --connected
+  "$TOOL_TARGET/release/relay-floor" --calls "$ramp" --duration "$DURATION" --uring
   exit 0
 fi
 for mode in $MODES; do

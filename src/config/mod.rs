@@ -236,6 +236,21 @@ pub struct MediaSettings {
     pub ptime: Duration,
     /// A leg that sends no RTP for this long ends the call.
     pub rtp_timeout: Duration,
+    /// How the media thread does its socket I/O.
+    pub io: MediaIo,
+}
+
+/// The media thread's socket I/O (`media.io` in the profile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaIo {
+    /// io_uring when the kernel offers what it needs (6.1 or later, not blocked by a
+    /// seccomp profile), epoll otherwise.
+    #[default]
+    Auto,
+    /// io_uring, or the media thread does not start.
+    Uring,
+    /// epoll with one system call per packet each way.
+    Epoll,
 }
 
 impl Default for MediaSettings {
@@ -248,6 +263,7 @@ impl Default for MediaSettings {
             codecs: vec![Codec::Pcmu, Codec::Pcma, Codec::Opus],
             ptime: Duration::from_millis(20),
             rtp_timeout: Duration::from_secs(60),
+            io: MediaIo::Auto,
         }
     }
 }

@@ -38,6 +38,7 @@ pub(super) struct RawMedia {
     pub codecs: SpannedList<String>,
     pub ptime: Option<S<String>>,
     pub rtp_timeout: Option<S<String>>,
+    pub io: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

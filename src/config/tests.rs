@@ -833,8 +833,9 @@ fn media_section_parses_with_defaults_and_values() {
     let p = ok(BASE);
     assert_eq!(p.media, MediaSettings::default());
     let p = ok(&format!(
-        "{BASE}media: {{ address: 127.0.0.1, advertised: 203.0.113.9, rtp_ports: 30000-30099, codecs: [opus, pcma], ptime: 40ms, rtp_timeout: 15s }}\n"
+        "{BASE}media: {{ address: 127.0.0.1, advertised: 203.0.113.9, rtp_ports: 30000-30099, codecs: [opus, pcma], ptime: 40ms, rtp_timeout: 15s, io: epoll }}\n"
     ));
+    assert_eq!(p.media.io, MediaIo::Epoll);
     assert_eq!(p.media.address, Some("127.0.0.1".parse().unwrap()));
     assert_eq!(p.media.advertised, Some("203.0.113.9".parse().unwrap()));
     assert_eq!((p.media.port_min, p.media.port_max), (30000, 30099));
@@ -871,6 +872,10 @@ fn media_section_errors_name_their_place() {
     assert!(
         e.iter().any(|l| l.contains("ptime must be one of")),
         "{e:?}"
+    );
+    assert_eq!(
+        err(&format!("{BASE}media: {{ io: uring }}\n")),
+        "p.yaml:4:14: unknown media io `uring`; expected one of `auto`, `io_uring`, `epoll`"
     );
 }
 

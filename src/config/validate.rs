@@ -13,9 +13,9 @@ use super::raw::{
     RawRegistrar, RawRoute, RawTimers, RawTrunk, RawUser, SpannedList, S,
 };
 use super::{
-    parse_duration, Codec, Credentials, DigestAlgorithm, IpNet, Limits, Listener, MediaSettings,
-    NumberMatch, Profile, RegistrarSettings, Route, RouteSource, RouteTarget, Secret, Timers,
-    TransportKind, Trunk, TrunkInbound, TrunkOutbound, User,
+    parse_duration, Codec, Credentials, DigestAlgorithm, IpNet, Limits, Listener, MediaIo,
+    MediaSettings, NumberMatch, Profile, RegistrarSettings, Route, RouteSource, RouteTarget,
+    Secret, Timers, TransportKind, Trunk, TrunkInbound, TrunkOutbound, User,
 };
 
 /// RFC 4028: Min-SE must not be below 90 seconds.
@@ -1084,6 +1084,12 @@ fn limits(cx: &mut Ctx, raw: Option<S<RawLimits>>) -> Limits {
 
 /// `None` when the algorithm list is unusable (the error is already reported);
 /// other problems are reported but still yield settings, so user checks can run.
+const MEDIA_IO: &[(&str, MediaIo)] = &[
+    ("auto", MediaIo::Auto),
+    ("io_uring", MediaIo::Uring),
+    ("epoll", MediaIo::Epoll),
+];
+
 const CODECS: &[(&str, Codec)] = &[
     ("pcmu", Codec::Pcmu),
     ("pcma", Codec::Pcma),
@@ -1171,6 +1177,10 @@ fn media(cx: &mut Ctx, raw: Option<S<RawMedia>>) -> MediaSettings {
         codecs,
         ptime,
         rtp_timeout: rtp_timeout.unwrap_or(d.rtp_timeout),
+        io: r
+            .io
+            .and_then(|io| keyword(cx, &io, "media io", MEDIA_IO))
+            .unwrap_or(d.io),
     }
 }
 

@@ -235,6 +235,12 @@ pub struct MediaEngine {
     ticks: u64,
     /// The legs visited this tick (kept to reuse its allocation).
     tick_ids: Vec<LegId>,
+    /// The legs that had more to do than relaying at the last tick: between the
+    /// once-a-second visits of every leg, ticks look only at these. A command (or a digit
+    /// handed to another leg) may give any leg work, so it sets `walk_all` and the next
+    /// tick looks at every leg again.
+    busy: Vec<LegId>,
+    walk_all: bool,
     /// Mixers: who hears whom, as (listener, speaker) pairs.
     mixes: HashMap<u64, Vec<(LegId, LegId)>>,
     recordings: HashMap<RecordingId, Recording>,
@@ -260,6 +266,8 @@ impl MediaEngine {
         MediaEngine {
             legs: LegMap::default(),
             ticks: 0,
+            busy: Vec::new(),
+            walk_all: true,
             tick_ids: Vec::new(),
             mixes: HashMap::new(),
             recordings: HashMap::new(),
@@ -297,6 +305,7 @@ impl MediaEngine {
 
     /// Applies a command from the call core.
     pub fn command(&mut self, now: Instant, cmd: MediaCommand, sink: &mut impl MediaSink) {
+        self.walk_all = true;
         match cmd {
             MediaCommand::AddLeg { leg, local } => {
                 let r = self.random();
@@ -763,6 +772,7 @@ impl MediaEngine {
             }
         } else {
             o.pending_digits.extend(digits.iter().copied());
+            self.walk_all = true;
         }
     }
 
@@ -804,14 +814,26 @@ impl MediaEngine {
     fn tick_once(&mut self, now: Instant, sink: &mut impl MediaSink) {
         self.ticks += 1;
         let all = self.ticks.is_multiple_of(QUIET_EVERY);
+        let mut busy = std::mem::take(&mut self.busy);
+        if all || std::mem::take(&mut self.walk_all) {
+            busy.clear();
+            busy.extend(
+                self.legs
+                    .iter()
+                    .filter(|(_, l)| !self.quiet_pair(l))
+                    .map(|(id, _)| *id),
+            );
+        } else {
+            busy.retain(|id| self.legs.get(id).is_some_and(|l| !self.quiet_pair(l)));
+        }
         let mut ids = std::mem::take(&mut self.tick_ids);
         ids.clear();
-        ids.extend(
-            self.legs
-                .iter()
-                .filter(|(_, l)| all || !self.quiet_pair(l))
-                .map(|(id, _)| *id),
-        );
+        if all {
+            ids.extend(self.legs.keys().copied());
+        } else {
+            ids.extend_from_slice(&busy);
+        }
+        self.busy = busy;
         self.stats.legs_ticked += ids.len() as u64;
         // Every input that is transcoded or mixed is decoded once per tick...
         for &id in &ids {

@@ -457,7 +457,14 @@ async fn metrics(
         "DTMF digits received (RFC 4733, in-band, SIP INFO).",
         s.dtmf_digits,
     );
-    let (m, legs) = media.lock().map(|g| g.clone()).unwrap_or_default();
+    let report = media.lock().map(|g| g.clone()).unwrap_or_default();
+    let (m, legs) = (report.stats, report.legs);
+    put(
+        "switchboard_media_io_uring",
+        "gauge",
+        "1 when the media thread does its socket I/O on io_uring, 0 on epoll.",
+        report.io_uring as u64,
+    );
     put(
         "switchboard_media_legs",
         "gauge",

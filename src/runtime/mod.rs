@@ -85,10 +85,28 @@ pub(crate) enum ToSwitch {
 
 /// Runs Switchboard until SIGINT/SIGTERM.
 pub fn run(opts: RunOptions) -> Result<()> {
+    raise_descriptor_limit();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(serve(opts, None))
+}
+
+/// Every call holds four RTP/RTCP sockets, so the soft limit on open descriptors (often
+/// 1,024, about 250 calls) is raised to the hard one, as far as the system lets us.
+fn raise_descriptor_limit() {
+    // SAFETY: getrlimit/setrlimit on our own process with a zeroed, then filled struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let before = lim.rlim_cur;
+            // The kernel refuses more than fs.nr_open, 1,048,576 by default.
+            lim.rlim_cur = lim.rlim_max.min(1 << 20);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                tracing::warn!(limit = before, "could not raise the open descriptor limit");
+            }
+        }
+    }
 }
 
 /// Binds everything, then serves. `ready` receives the bound SIP and HTTP addresses.
@@ -203,7 +221,6 @@ pub async fn serve(
         &profile.media,
         default_ip,
         to_switch.clone(),
-        opts.data.clone(),
         media_counters,
         speech.0.clone(),
     )

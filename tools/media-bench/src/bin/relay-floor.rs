@@ -7,8 +7,8 @@
 //!
 //! `--connected`: each leg's socket is `connect()`ed to its peer and sends with `send`
 //! (the kernel keeps the route; strangers are filtered by the kernel). `--uring`: the
-//! same on io_uring, every leg's receive outstanding and each packet's send linked to the
-//! re-armed receive, submitted in batches (no system call per packet).
+//! same on io_uring, one multishot receive per leg into a ring of provided buffers and a
+//! send per packet from that buffer, submitted in batches (no system call per packet).
 //!
 //! Prints per step: packets sent and relayed, delivered %, and the relay thread's CPU
 //! (utime + stime) per relayed packet and as % of one core. Compare with
@@ -18,7 +18,7 @@
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,50 +33,129 @@ fn pin(cpu: usize) {
     }
 }
 
-/// The relay on io_uring: every leg has a receive outstanding; a received packet goes out
-/// of the other leg (a connected socket) by a `Send` linked to the receive that re-arms
-/// the leg, all submitted together with one `io_uring_enter` per batch.
+/// Buffers the kernel picks from for multishot receives (a provided-buffer ring).
+struct BufRing {
+    ring: *mut io_uring::types::BufRingEntry,
+    entries: u16,
+    bufs: Vec<u8>,
+    size: usize,
+    tail: u16,
+}
+
+impl BufRing {
+    /// `entries` (a power of two) buffers of `size` bytes, registered as group `bgid`.
+    fn new(uring: &io_uring::IoUring, entries: u16, size: usize, bgid: u16) -> BufRing {
+        let bytes = entries as usize * std::mem::size_of::<io_uring::types::BufRingEntry>();
+        // SAFETY: an anonymous private mapping (page-aligned, zeroed), checked below.
+        let ring = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ring, libc::MAP_FAILED, "mmap for the buffer ring");
+        let mut b = BufRing {
+            ring: ring as *mut io_uring::types::BufRingEntry,
+            entries,
+            bufs: vec![0u8; entries as usize * size],
+            size,
+            tail: 0,
+        };
+        // SAFETY: the mapping lives as long as the ring (it is never unmapped while the
+        // ring is open: both are dropped at the end of the relay).
+        unsafe {
+            uring
+                .submitter()
+                .register_buf_ring_with_flags(ring as u64, entries, bgid, 0)
+                .expect("register the buffer ring");
+        }
+        for bid in 0..entries {
+            b.recycle(bid);
+        }
+        b.publish();
+        b
+    }
+
+    fn buf(&mut self, bid: u16) -> *mut u8 {
+        // SAFETY: bid < entries, so the offset is inside `bufs`.
+        unsafe { self.bufs.as_mut_ptr().add(bid as usize * self.size) }
+    }
+
+    /// Hands buffer `bid` back to the kernel (visible after `publish`).
+    fn recycle(&mut self, bid: u16) {
+        let addr = self.buf(bid) as u64;
+        let slot = self.tail & (self.entries - 1);
+        // SAFETY: slot < entries, inside the mapping.
+        let e = unsafe { &mut *self.ring.add(slot as usize) };
+        e.set_addr(addr);
+        e.set_len(self.size as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail field of the ring's first entry, written with release ordering
+        // as the kernel reads it with acquire.
+        unsafe {
+            let tail = io_uring::types::BufRingEntry::tail(self.ring) as *const AtomicU16;
+            (*tail).store(self.tail, Ordering::Release);
+        }
+    }
+}
+
+/// The relay on io_uring: one multishot receive per leg fills buffers from a provided
+/// ring; each packet goes out of the other leg (a connected socket) by a `Send` from the
+/// same buffer, which goes back to the ring when the send completes. All sends and the
+/// wait for more packets are one `io_uring_enter` per batch.
 fn relay_uring(legs: Vec<UdpSocket>, peers: Vec<std::net::SocketAddr>, shared: Arc<Shared>) {
-    use io_uring::{opcode, squeue, types, IoUring};
+    use io_uring::{cqueue, opcode, types, IoUring};
     pin(1);
     for (s, p) in legs.iter().zip(&peers) {
         s.connect(p).expect("connect a leg to its peer");
     }
-    const BUF: usize = 2048;
-    const SEND: u64 = u64::MAX;
-    let mut bufs = vec![0u8; BUF * legs.len()];
-    let base = bufs.as_mut_ptr();
-    let mut ring = IoUring::new(16384).expect("io_uring");
+    const SEND: u64 = 1 << 63;
+    let mut ring: IoUring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_cqsize(65536)
+        .build(8192)
+        .expect("io_uring");
+    let mut bufs = BufRing::new(&ring, 1024, 2048, 0);
     let fds: Vec<i32> = legs.iter().map(|s| s.as_raw_fd()).collect();
     let recv = |i: usize| {
-        // SAFETY (upheld below): leg i's slice of `bufs` lives until the ring is dropped,
-        // and one receive per leg is outstanding at a time.
-        opcode::Recv::new(types::Fd(fds[i]), unsafe { base.add(i * BUF) }, BUF as u32)
+        opcode::RecvMulti::new(types::Fd(fds[i]), 0)
             .build()
             .user_data(i as u64)
     };
-    let mut pending: Vec<squeue::Entry> = (0..legs.len()).map(recv).collect();
+    let mut pending: Vec<io_uring::squeue::Entry> = (0..legs.len()).map(recv).collect();
     let mut relayed = 0u64;
     let ts = types::Timespec::new().nsec(50_000_000);
-    let mut done: Vec<(u64, i32)> = Vec::with_capacity(4096);
+    let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(4096);
     while !shared.stop.load(Ordering::Relaxed) {
-        while !pending.is_empty() {
+        bufs.publish();
+        let mut i = 0;
+        while i < pending.len() {
             let room = {
                 let sq = ring.submission();
                 sq.capacity() - sq.len()
             };
-            let n = room.min(pending.len());
-            // SAFETY: the entries point at buffers that outlive the ring (see above).
+            let n = room.min(pending.len() - i);
+            // SAFETY: sends read ring buffers that stay untouched until their completion.
             unsafe {
                 ring.submission()
-                    .push_multiple(&pending[..n])
+                    .push_multiple(&pending[i..i + n])
                     .expect("room checked");
             }
-            pending.drain(..n);
-            if !pending.is_empty() {
+            i += n;
+            if i < pending.len() {
                 ring.submit().expect("submit");
             }
         }
+        pending.clear();
         let args = types::SubmitArgs::new().timespec(&ts);
         match ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
@@ -85,30 +164,42 @@ fn relay_uring(legs: Vec<UdpSocket>, peers: Vec<std::net::SocketAddr>, shared: A
             Err(e) => panic!("io_uring_enter: {e}"),
         }
         done.clear();
-        done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
-        for &(ud, res) in &done {
-            if ud == SEND {
+        done.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(ud, res, flags) in &done {
+            if ud & SEND != 0 {
+                bufs.recycle(ud as u16);
                 continue;
             }
             let i = ud as usize;
-            if res > 0 {
-                let out = i ^ 1;
-                // SAFETY: as above; the send reads leg i's buffer, and the linked receive
-                // that overwrites it starts only after the send completed.
-                let buf = unsafe { base.add(i * BUF) };
-                let send = opcode::Send::new(types::Fd(fds[out]), buf, res as u32)
-                    .build()
-                    .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS)
-                    .user_data(SEND);
-                pending.push(send);
-                relayed += 1;
+            if let Some(bid) = cqueue::buffer_select(flags) {
+                if res > 0 {
+                    let buf = bufs.buf(bid);
+                    let send = opcode::Send::new(types::Fd(fds[i ^ 1]), buf, res as u32)
+                        .build()
+                        .user_data(SEND | bid as u64);
+                    pending.push(send);
+                    relayed += 1;
+                } else {
+                    bufs.recycle(bid);
+                }
             }
-            pending.push(recv(i));
+            if !cqueue::more(flags) {
+                pending.push(recv(i));
+            }
         }
         shared.report(relayed);
     }
     drop(ring);
-    drop(bufs);
+    // SAFETY: the ring (and with it the registration) is gone; unmap what new() mapped.
+    unsafe {
+        libc::munmap(
+            bufs.ring as *mut libc::c_void,
+            bufs.entries as usize * std::mem::size_of::<io_uring::types::BufRingEntry>(),
+        );
+    }
 }
 
 /// This thread's CPU time (user + system), as the kernel accounts it.
@@ -344,7 +435,7 @@ fn main() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
     let how = if uring {
-        "io_uring: recv and linked send on connected sockets, batched"
+        "io_uring: multishot receive into provided buffers, send from them, batched"
     } else if connected {
         "epoll + recvfrom + send on connected sockets"
     } else {

@@ -764,18 +764,22 @@ mod uring {
         }
     }
 
-    /// A queued send's bytes and address, kept until its completion.
-    #[derive(Default)]
-    struct Slot {
-        data: Vec<u8>,
-        addr: Option<Box<libc::sockaddr_in6>>,
-    }
+    /// Room for the packets (and addresses) of the sends queued between two submissions.
+    const OUT_BYTES: usize = 128 * 1024;
 
-    /// The ring and the sends in flight.
+    /// The ring and the sends queued on it.
+    ///
+    /// Sends carry `MSG_DONTWAIT`, which makes io_uring finish them while it submits them
+    /// (a full socket buffer fails the send, as a non-blocking `send` would, instead of
+    /// waiting for room), and `SKIP_SUCCESS` (no completion unless it failed). So once a
+    /// submission has taken every queued entry, the bytes they pointed at are free again:
+    /// the packets are copied into one buffer, `out`, that starts over after each
+    /// submission.
     pub(super) struct Tx {
         ring: IoUring,
-        slots: Vec<Slot>,
-        free: Vec<u32>,
+        /// `OUT_BYTES` as u64 words, for 8-byte alignment of what is written there.
+        out: Box<[u64]>,
+        out_used: usize,
         /// Sockets in the ring's file table (the kernel then skips the descriptor lookup
         /// on every send): by descriptor, its index + 1 (0: not registered).
         fixed: Vec<u32>,
@@ -837,27 +841,40 @@ mod uring {
         }
 
         fn push(&mut self, e: squeue::Entry) -> bool {
-            // SAFETY (both pushes): what the entries point at (send slots, ring buffers, the
-            // boxed msghdr) is kept until their completion or the ring's end.
+            // SAFETY (both pushes): what the entries point at (`out`, ring buffers, the
+            // boxed msghdr) is kept until they are submitted (sends) or the ring's end.
             if unsafe { self.ring.submission().push(&e) }.is_ok() {
                 return true;
             }
-            let _ = self.ring.submit();
+            self.submit();
             // SAFETY: as above.
             unsafe { self.ring.submission().push(&e) }.is_ok()
+        }
+
+        /// Submits what is queued; when the kernel took it all, `out` starts over.
+        fn submit(&mut self) {
+            let _ = self.ring.submit();
+            self.submitted();
+        }
+
+        /// After an `io_uring_enter`: the sends it took are done with their bytes.
+        fn submitted(&mut self) {
+            if self.ring.submission().is_empty() {
+                self.out_used = 0;
+            }
         }
     }
 
     /// A socket address as the kernel takes it, and its length.
-    fn sockaddr(to: SocketAddr) -> (Box<libc::sockaddr_in6>, libc::socklen_t) {
+    fn sockaddr(to: SocketAddr) -> (libc::sockaddr_in6, libc::socklen_t) {
         // SAFETY: plain data; all-zero is a valid value.
-        let mut sa: Box<libc::sockaddr_in6> = Box::new(unsafe { std::mem::zeroed() });
+        let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
         match to {
             SocketAddr::V4(v4) => {
                 // SAFETY: sockaddr_in is smaller than sockaddr_in6 and both are plain data
                 // with compatible alignment.
                 let sin = unsafe {
-                    &mut *(&mut *sa as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>()
+                    &mut *(&mut sa as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>()
                 };
                 sin.sin_family = libc::AF_INET as libc::sa_family_t;
                 sin.sin_port = v4.port().to_be();
@@ -902,33 +919,43 @@ mod uring {
 
     impl Io for Tx {
         fn send(&mut self, sock: &UdpSocket, to: Option<SocketAddr>, data: &[u8]) {
-            let i = match self.free.pop() {
-                Some(i) => i,
-                None => {
-                    self.slots.push(Slot::default());
-                    (self.slots.len() - 1) as u32
+            const ADDR: usize = std::mem::size_of::<libc::sockaddr_in6>().next_multiple_of(8);
+            let need = ADDR + data.len().next_multiple_of(8);
+            if self.ring.submission().is_full() || self.out_used + need > OUT_BYTES {
+                self.submit();
+                if self.out_used + need > OUT_BYTES {
+                    return;
                 }
-            };
+            }
             let (fd, flags) = self.target(sock);
-            let slot = &mut self.slots[i as usize];
-            slot.data.clear();
-            slot.data.extend_from_slice(data);
+            let at = self.out_used;
+            self.out_used += need;
+            // SAFETY: `out` holds OUT_BYTES bytes of plain u64s; any byte pattern is valid.
+            let all = unsafe {
+                std::slice::from_raw_parts_mut(self.out.as_mut_ptr().cast::<u8>(), OUT_BYTES)
+            };
+            let bytes = &mut all[at..at + need];
+            bytes[ADDR..ADDR + data.len()].copy_from_slice(data);
             let mut op =
-                opcode::Send::new(types::Fd(fd), slot.data.as_ptr(), slot.data.len() as u32);
-            slot.addr = None;
+                opcode::Send::new(types::Fd(fd), bytes[ADDR..].as_ptr(), data.len() as u32)
+                    .flags(libc::MSG_DONTWAIT);
             if let Some(to) = to {
                 let (sa, len) = sockaddr(to);
-                op = op
-                    .dest_addr((&*sa as *const libc::sockaddr_in6).cast())
-                    .dest_addr_len(len);
-                slot.addr = Some(sa);
+                let slot = bytes.as_mut_ptr().cast::<libc::sockaddr_in6>();
+                // SAFETY: `bytes` starts 8-aligned within `out` (offsets are multiples of 8
+                // from an 8-aligned allocation) and has room for a sockaddr_in6.
+                unsafe { slot.write(sa) };
+                op = op.dest_addr(slot.cast_const().cast()).dest_addr_len(len);
             }
-            if !self.push(op.build().flags(flags).user_data(SEND | i as u64)) {
-                self.free.push(i);
-            }
+            let e = op
+                .build()
+                .flags(flags | squeue::Flags::SKIP_SUCCESS)
+                .user_data(SEND);
+            // SAFETY: the entry points into `out`, untouched until it is submitted.
+            let _ = unsafe { self.ring.submission().push(&e) };
         }
         fn flush(&mut self) {
-            let _ = self.ring.submit();
+            self.submit();
         }
         fn watch(&mut self, sock: &UdpSocket, token: u64) {
             self.register(sock);
@@ -938,7 +965,7 @@ mod uring {
         fn unwatch(&mut self, sock: &UdpSocket, token: u64) {
             self.push(opcode::AsyncCancel::new(token).build().user_data(CANCEL));
             // The socket is closed next: what was queued for it goes first.
-            let _ = self.ring.submit();
+            self.submit();
             self.deregister(sock);
         }
     }
@@ -990,8 +1017,8 @@ mod uring {
             let mut u = Uring {
                 tx: Tx {
                     ring,
-                    slots: Vec::new(),
-                    free: Vec::new(),
+                    out: vec![0u64; OUT_BYTES / 8].into_boxed_slice(),
+                    out_used: 0,
                     fixed: Vec::new(),
                     fixed_free: Vec::new(),
                     fixed_next: 0,
@@ -1053,7 +1080,9 @@ mod uring {
                 .sec(wait.as_secs())
                 .nsec(wait.subsec_nanos());
             let args = types::SubmitArgs::new().timespec(&ts);
-            match u.tx.ring.submitter().submit_with_args(1, &args) {
+            let entered = u.tx.ring.submitter().submit_with_args(1, &args);
+            u.tx.submitted();
+            match entered {
                 Ok(_) => {}
                 Err(e)
                     if matches!(
@@ -1081,9 +1110,9 @@ mod uring {
                     if !cqueue::more(flags) {
                         u.watch_waker();
                     }
-                } else if ud & SEND != 0 {
-                    u.tx.free.push(ud as u32);
-                } else if ud & CANCEL != 0 {
+                } else if ud == SEND || ud == CANCEL {
+                    // A failed send (the packet is lost, as with a full socket buffer) or
+                    // a receive's cancellation.
                 } else if ud < TOKENS {
                     if let Some(bid) = cqueue::buffer_select(flags) {
                         if res > 0 {

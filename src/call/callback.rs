@@ -243,7 +243,7 @@ impl Switch {
             super::Call::new(span, a, placeholder, TxId::default(), identity, dest.trunks);
         call.outbound_a = true;
         call.present = Some("callback".into());
-        self.calls.insert(key, call);
+        self.calls.insert(key, Box::new(call));
         if let Err(e) = self.media_allocate(key, Side::A) {
             warn!(error = %e, "no media ports for a callback");
             self.calls.remove(&key);

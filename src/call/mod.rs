@@ -242,7 +242,7 @@ struct Call {
     /// Who is on each side (A, B), for decisions the parties ask of us (transfers).
     identities: [Identity; 2],
     /// A blind transfer in progress.
-    transfer: Option<Transfer>,
+    transfer: Option<Box<Transfer>>,
     /// Trunks whose call counters include this call.
     trunks: Vec<String>,
     /// A CANCEL arrived before B sent any provisional: send it when one comes.
@@ -417,7 +417,8 @@ pub struct Switch {
     layer: TransactionLayer,
     registrar: Registrar,
     verifier: Verifier,
-    calls: HashMap<CallKey, Call>,
+    /// Boxed: a `Call` is several kB and the table keeps spare slots.
+    calls: HashMap<CallKey, Box<Call>>,
     next_call: CallKey,
     /// (Call-ID, our tag) → call and side.
     dialogs: HashMap<(String, String), (CallKey, Side)>,
@@ -594,7 +595,7 @@ impl Switch {
     /// When to call `handle_timeout` next.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, key))) = self.wakeups.peek().copied() {
-            match self.calls.get(&key).and_then(Call::next_timer) {
+            match self.calls.get(&key).and_then(|c| c.next_timer()) {
                 Some(due) if due == at => break,
                 Some(due) => {
                     // The call's timers changed: replace the stale wake-up with the real one.
@@ -660,7 +661,7 @@ impl Switch {
     }
 
     fn schedule(&mut self, key: CallKey) {
-        if let Some(at) = self.calls.get(&key).and_then(Call::next_timer) {
+        if let Some(at) = self.calls.get(&key).and_then(|c| c.next_timer()) {
             self.wakeups.push(Reverse((at, key)));
         }
     }
@@ -1090,7 +1091,7 @@ impl Switch {
         call.a_rseq = self.rng.gen_range(1..10_000);
         call.a_requires_100rel = a_requires_100rel;
         call.set_timer(CallTimer::Ring, now + self.profile.timers.ring_timeout);
-        self.calls.insert(key, call);
+        self.calls.insert(key, Box::new(call));
         self.txs.insert(tx, (key, TxRole::AInvite));
         self.dialogs.insert((call_id, a_tag), (key, Side::A));
         // A media leg for the caller; its offer is answered now, so a bad one fails early.
@@ -2827,7 +2828,7 @@ impl Switch {
         self.dialogs.insert((call_id, local_tag), (key, side));
         self.track(invite_tx, key, TxRole::TransferInvite);
         let call = self.calls.get_mut(&key).expect("present");
-        call.transfer = Some(Transfer {
+        call.transfer = Some(Box::new(Transfer {
             transferor: side,
             leg,
             invite,
@@ -2835,7 +2836,7 @@ impl Switch {
             identity: dest.identity,
             trunks: dest.trunks,
             media,
-        });
+        }));
         self.notify_transferor(now, key, side, "SIP/2.0 100 Trying", false);
     }
 

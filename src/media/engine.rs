@@ -198,10 +198,12 @@ struct LegState {
     stats: rtcp::ReceiverStats,
     last_rx_ssrc: Option<u32>,
     te_rx: Option<EventReceiver>,
-    inband: Option<InbandDetector>,
+    /// Boxed, like `jitter`: most legs have neither, and every leg's slot in the table
+    /// would otherwise hold room for both.
+    inband: Option<Box<InbandDetector>>,
     decoder: Option<Decoder>,
     /// Payloads from this leg waiting to be decoded (only when the other side transcodes).
-    jitter: Option<JitterBuffer<Vec<u8>>>,
+    jitter: Option<Box<JitterBuffer<Vec<u8>>>>,
     /// Our outgoing stream: relayed packets and generated frames, kept continuous.
     out: Rewriter,
     /// The virtual source our generated frames come from (seq, ts), fed through `out`.
@@ -356,7 +358,7 @@ impl MediaEngine {
                 }
                 let g711 = matches!(params.codec.codec, Codec::Pcmu | Codec::Pcma);
                 l.inband = (params.telephone_event.is_none() && g711)
-                    .then(|| InbandDetector::new(PCM_RATE).ok())
+                    .then(|| InbandDetector::new(PCM_RATE).ok().map(Box::new))
                     .flatten();
                 l.te_rx = params
                     .telephone_event
@@ -547,10 +549,10 @@ impl MediaEngine {
             match (needs_jb, &l.jitter, &l.params) {
                 (true, None, Some(p)) => {
                     let units = p.ptime_ms * p.codec.units_per_ms();
-                    l.jitter = Some(JitterBuffer::new(JitterConfig::new(
+                    l.jitter = Some(Box::new(JitterBuffer::new(JitterConfig::new(
                         p.codec.clock_rate,
                         units,
-                    )));
+                    ))));
                 }
                 (false, Some(_), _) => l.jitter = None,
                 _ => {}

@@ -945,3 +945,18 @@ pub fn udp_exchange(
         Err(_) => None,
     }
 }
+
+/// Whether this machine's kernel lets Switchboard's media thread use io_uring (6.1 or later,
+/// not switched off by `kernel.io_uring_disabled`); `media.io: auto` must then take it.
+pub fn kernel_offers_io_uring() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let version = (v.next().unwrap_or(0), v.next().unwrap_or(0));
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim() != "0")
+        .unwrap_or(false);
+    version >= (6, 1) && !disabled
+}

@@ -38,6 +38,8 @@ media-bench --pid SWITCH_PID [options]
   --sockets K          RTP sockets per side (shared by calls)   [16]
   --rtp-base PORT      first local RTP port of the tool         [62000]
   --no-telephone-event offer/answer no telephone-event (G.711 legs then get in-band DTMF detection)
+  --gap SECS           pause between steps (after the last step's calls are gone), e.g. past
+                       SIP's 32 s transaction timers                [0]
   --quiet-wait SECS    before each step, wait up to SECS for the machine to be idle (<15% busy) [90]
 ";
 
@@ -63,6 +65,7 @@ struct Opts {
     rtp_base: u16,
     te: bool,
     quiet_wait: f64,
+    gap: f64,
 }
 
 fn parse_args() -> Result<Opts, String> {
@@ -82,6 +85,7 @@ fn parse_args() -> Result<Opts, String> {
         rtp_base: 62000,
         te: true,
         quiet_wait: 90.0,
+        gap: 0.0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -154,6 +158,13 @@ fn parse_args() -> Result<Opts, String> {
                 o.rtp_base = v.parse().map_err(|_| bad(&a, &v))?
             }
             "--no-telephone-event" => o.te = false,
+            "--gap" => {
+                let v = val()?;
+                o.gap = v.parse().map_err(|_| bad(&a, &v))?;
+                if !(0.0..=600.0).contains(&o.gap) {
+                    return Err(bad(&a, &v));
+                }
+            }
             "--quiet-wait" => {
                 let v = val()?;
                 o.quiet_wait = v.parse().map_err(|_| bad(&a, &v))?;
@@ -1874,10 +1885,13 @@ fn main() {
     );
     let mut rows = Vec::new();
     let mut crashed = false;
-    for n in b.o.calls.clone() {
+    for (i, n) in b.o.calls.clone().into_iter().enumerate() {
         if !sys::alive(b.o.pid) {
             crashed = true;
             break;
+        }
+        if i > 0 && b.o.gap > 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(b.o.gap));
         }
         wait_quiet(&b.o);
         let r = b.step(n);

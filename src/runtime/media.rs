@@ -671,8 +671,7 @@ mod uring {
     /// Few, so that a test's burst runs out of them.
     #[cfg(test)]
     const BUF_COUNT: u16 = 16;
-    /// Completions taken per turn: at most one turn's worth of packets is in flight, so the
-    /// send buffers stay few and warm.
+    /// Completions taken per turn (more wait in the completion queue for the next turn).
     const REAP: usize = 1024;
     const SEND: u64 = 1 << 62;
     const CANCEL: u64 = 1 << 61;

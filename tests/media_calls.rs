@@ -324,14 +324,12 @@ fn same_codec_is_relayed_both_ways() {
 fn the_epoll_path_relays_and_transcodes_too() {
     let _serial = serial();
     let dir = TempDir::new("media-epoll");
-    let profile = std::fs::read_to_string(repo().join("sip-profiles/default.yaml")).unwrap();
-    let profile = profile.replace("rtp_timeout: 60s }", "rtp_timeout: 60s, io: epoll }");
-    assert!(
-        profile.contains("io: epoll"),
-        "the demo media line moved; update this test"
+    let path = demo_profile_with(
+        &dir,
+        "epoll.yaml",
+        "rtp_timeout: 60s }",
+        "rtp_timeout: 60s, io: epoll }",
     );
-    let path = dir.join("epoll.yaml");
-    std::fs::write(&path, profile).unwrap();
     let sw = Switchboard::start_with(&path);
     assert_eq!(sw.metric("switchboard_media_io_uring"), Some(0.0));
     let (caller, callee, _) = tone_call(&sw, &dir, Codec::Pcmu, Codec::Pcmu, 440.0, 1000.0);
@@ -369,18 +367,12 @@ fn g711_and_opus_are_transcoded_both_ways() {
 fn a_recording_has_the_caller_left_and_the_callee_right() {
     let _serial = serial();
     let dir = TempDir::new("media-rec");
-    let profile = std::fs::read_to_string(repo().join("sip-profiles/default.yaml"))
-        .unwrap()
-        .replace(
-            r#"- { range: "1001-1010", to: user }"#,
-            r#"- { range: "1001-1010", to: user, record: true }"#,
-        );
-    assert!(
-        profile.contains("record: true"),
-        "the demo route moved; update this test"
+    let path = demo_profile_with(
+        &dir,
+        "recording.yaml",
+        r#"- { range: "1001-1010", to: user }"#,
+        r#"- { range: "1001-1010", to: user, record: true }"#,
     );
-    let path = dir.join("recording.yaml");
-    std::fs::write(&path, profile).unwrap();
     let sw = Switchboard::start_with(&path);
     tone_call(&sw, &dir, Codec::Pcmu, Codec::Pcmu, 440.0, 1000.0);
     // The caller hung up; the file is complete once the call is gone.
@@ -469,12 +461,7 @@ fn dtmf_from_rfc4733_captures_and_sip_info_is_reported_in_order() {
 fn a_call_whose_media_stopped_is_ended() {
     let _serial = serial();
     let dir = TempDir::new("media-timeout");
-    let profile = std::fs::read_to_string(repo().join("sip-profiles/default.yaml"))
-        .unwrap()
-        .replace("rtp_timeout: 60s", "rtp_timeout: 2s");
-    assert!(profile.contains("rtp_timeout: 2s"));
-    let path = dir.join("timeout.yaml");
-    std::fs::write(&path, profile).unwrap();
+    let path = demo_profile_with(&dir, "timeout.yaml", "rtp_timeout: 60s", "rtp_timeout: 2s");
     let sw = Switchboard::start_with(&path);
     // Neither side sends RTP: after 2 s the switch hangs up both (both scenarios expect BYE).
     let uas = start_uas(&dir, "uas", "uas_answer.xml", 1, &[], Transport::Udp);

@@ -60,16 +60,12 @@ fn options_and_digest_register_over_tls() {
     let _serial = serial();
     let dir = TempDir::new("tls");
     let tls_port = free_port();
-    let profile = std::fs::read_to_string(repo().join("sip-profiles/default.yaml")).unwrap().replace(
+    let path = demo_profile_with(
+        &dir,
+        "tls.yaml",
         "  - { transport: tcp, address: 127.0.0.1:5060 }",
         &format!("  - {{ transport: tcp, address: 127.0.0.1:5060 }}\n  - {{ transport: tls, address: 127.0.0.1:{tls_port} }}"),
     );
-    assert!(
-        profile.contains("transport: tls"),
-        "the demo listeners moved; update this test"
-    );
-    let path = dir.join("tls.yaml");
-    std::fs::write(&path, profile).unwrap();
     let sw = Switchboard::start_with(&path);
     assert!(
         wait_bound(tls_port, true, Duration::from_secs(5)),

@@ -265,9 +265,11 @@ impl Port {
             return;
         }
         if self.last_from.get() == Some(to) {
-            io.flush();
+            // Queued sends go out as they were meant before the socket changes.
             if self.peer.get().is_some() {
                 self.disconnect(io);
+            } else {
+                io.flush();
             }
             if self.sock.connect(to).is_ok() {
                 self.peer.set(Some(to));
@@ -358,6 +360,11 @@ const WAKER_TOKEN: u64 = u64::MAX;
 /// A socket's token: the leg, and which of its two sockets.
 fn token(leg: LegId, rtcp: bool) -> u64 {
     ((leg as u64) << 1) | rtcp as u64
+}
+
+/// The leg and socket a token names.
+fn untoken(token: u64) -> (LegId, bool) {
+    ((token >> 1) as LegId, token & 1 == 1)
 }
 
 /// The media thread's state, whatever does its I/O.
@@ -470,6 +477,13 @@ impl MediaThread {
         }
     }
 
+    /// The socket a token names, while its leg lives.
+    fn port(&self, token: u64) -> Option<&Port> {
+        let (leg, rtcp) = untoken(token);
+        let s = self.sockets.get(&leg)?;
+        Some(if rtcp { &s.rtcp } else { &s.rtp })
+    }
+
     /// A datagram from `from` on the socket `token` names.
     fn packet(
         &mut self,
@@ -479,13 +493,11 @@ impl MediaThread {
         data: &[u8],
         io: &mut impl Io,
     ) {
-        let leg = (token >> 1) as LegId;
-        let is_rtcp = token & 1 == 1;
-        let Some(s) = self.sockets.get(&leg) else {
+        let Some(port) = self.port(token) else {
             return;
         };
-        let port = if is_rtcp { &s.rtcp } else { &s.rtp };
         port.received(now, from);
+        let (leg, is_rtcp) = untoken(token);
         if is_rtcp {
             self.engine.handle_rtcp(now, leg, from, data);
         } else {
@@ -637,10 +649,9 @@ fn run_epoll(mut m: MediaThread, mut ep: Epoll) {
             // One datagram per readiness event: epoll is level-triggered, so a socket with
             // more waiting is reported again on the next wait. (Draining until EAGAIN would
             // cost an extra syscall for almost every packet at 50 packets/s per socket.)
-            let Some(s) = m.sockets.get(&((token >> 1) as LegId)) else {
+            let Some(port) = m.port(token) else {
                 continue;
             };
-            let port = if token & 1 == 1 { &s.rtcp } else { &s.rtp };
             if let Ok((len, from)) = port.sock.recv_from(&mut buf) {
                 m.packet(now, token, from, &buf[..len], &mut ep);
             }
@@ -1071,7 +1082,6 @@ mod uring {
 
     pub(super) fn run(mut m: MediaThread, mut u: Uring) {
         let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(REAP);
-        let msghdr: *const libc::msghdr = &*u.tx.msghdr;
         loop {
             u.bufs.publish();
             let wait = m.timeout();
@@ -1128,17 +1138,11 @@ mod uring {
                     }
                     if !cqueue::more(flags) {
                         // Out of buffers, or an error: receive again while the leg lives.
-                        let leg = (ud >> 1) as crate::media::engine::LegId;
-                        if let Some(s) = m.sockets.get(&leg) {
-                            let sock = if ud & 1 == 1 {
-                                &s.rtcp.sock
-                            } else {
-                                &s.rtp.sock
-                            };
+                        if let Some(port) = m.port(ud) {
                             if res < 0 && res != -libc::ENOBUFS && res != -libc::ECANCELED {
-                                warn!(leg, error = res, "media: receive ended; re-armed");
+                                warn!(token = ud, error = res, "media: receive ended; re-armed");
                             }
-                            let e = recv(u.tx.target(sock), ud, msghdr);
+                            let e = recv(u.tx.target(&port.sock), ud, &*u.tx.msghdr);
                             u.tx.push(e);
                         }
                     }

@@ -98,9 +98,11 @@ fn raise_descriptor_limit() {
     // SAFETY: getrlimit/setrlimit on our own process with a zeroed, then filled struct.
     unsafe {
         let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+        // The kernel refuses more than fs.nr_open, 1,048,576 by default.
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
+            && lim.rlim_cur < lim.rlim_max.min(1 << 20)
+        {
             let before = lim.rlim_cur;
-            // The kernel refuses more than fs.nr_open, 1,048,576 by default.
             lim.rlim_cur = lim.rlim_max.min(1 << 20);
             if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                 tracing::warn!(limit = before, "could not raise the open descriptor limit");

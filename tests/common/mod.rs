@@ -946,6 +946,19 @@ pub fn udp_exchange(
     }
 }
 
+/// The demo profile with `from` replaced by `to`, written as `dir/name`. Panics when the
+/// demo no longer holds `from` (the test that edits it needs updating).
+pub fn demo_profile_with(dir: &TempDir, name: &str, from: &str, to: &str) -> PathBuf {
+    let demo = fs::read_to_string(repo().join("sip-profiles/default.yaml")).unwrap();
+    assert!(
+        demo.contains(from),
+        "the demo profile no longer has {from:?}; update this test"
+    );
+    let path = dir.join(name);
+    fs::write(&path, demo.replace(from, to)).unwrap();
+    path
+}
+
 /// Whether this machine's kernel lets Switchboard's media thread use io_uring (6.1 or later,
 /// not switched off by `kernel.io_uring_disabled`); `media.io: auto` must then take it.
 pub fn kernel_offers_io_uring() -> bool {
